@@ -1,0 +1,1 @@
+"""Per-task default configurations (YAML), shipped with the package so an installed mke-train finds them."""

@@ -1,0 +1,18 @@
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def venv_bin() -> Path:
+    """The folder holding this interpreter's console scripts (mke-train, mke-export, mke-live)."""
+    return Path(sys.executable).parent
+
+
+@pytest.fixture(autouse=True)
+def _quiet_threads(monkeypatch):
+    monkeypatch.setenv("OMP_NUM_THREADS", os.environ.get("OMP_NUM_THREADS", "1"))

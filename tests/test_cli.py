@@ -1,0 +1,40 @@
+"""The three console scripts, run as a user runs them."""
+import subprocess
+
+import pytest
+
+
+def run(venv_bin, *args, cwd=None):
+    return subprocess.run([str(venv_bin / args[0]), *args[1:]], capture_output=True, text=True, cwd=cwd, timeout=300)
+
+
+@pytest.mark.parametrize("command", ["mke-train", "mke-export", "mke-live"])
+def test_every_command_answers_help(venv_bin, command):
+    out = run(venv_bin, command, "--help")
+    assert out.returncode == 0 and "usage:" in out.stdout and len(out.stdout) > 200
+
+
+@pytest.mark.parametrize("command,args,issue", [("mke-export", ["runs/x"], "#4"), ("mke-live", [], "#5")])
+def test_unbuilt_commands_say_so_in_one_line_and_exit_2(venv_bin, command, args, issue):
+    out = run(venv_bin, command, *args)
+    assert out.returncode == 2 and out.stdout == ""
+    assert out.stderr.count("\n") == 1 and "not built yet" in out.stderr and issue in out.stderr
+
+
+def test_train_errors_are_one_line_with_exit_2(venv_bin, tmp_path):
+    out = run(venv_bin, "mke-train", "--task", "twomoon", "seeds=2", "studnet.hidden_mm=3", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.count("\n") == 1
+    assert out.stderr.startswith("mke-train: error: unknown config key 'studnet.hidden_mm' (did you mean 'student.hidden_mm'")
+    assert not (tmp_path / "runs").exists()  # nothing was started
+    out = run(venv_bin, "mke-train", "--task", "twomon", cwd=tmp_path)
+    assert out.returncode == 2 and "did you mean 'twomoon'" in out.stderr
+    out = run(venv_bin, "mke-train", "--task", "rgbd", cwd=tmp_path)
+    assert out.returncode == 2 and "not built yet" in out.stderr
+
+
+def test_list_tasks_and_print_config(venv_bin):
+    out = run(venv_bin, "mke-train", "--list-tasks")
+    assert out.returncode == 0 and out.stdout.startswith("twomoon")
+    out = run(venv_bin, "mke-train", "--task", "twomoon", "--print-config", "seeds=4")
+    assert out.returncode == 0 and "seeds: 4" in out.stdout

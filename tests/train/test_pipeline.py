@@ -1,0 +1,95 @@
+"""The stages on a small TwoMoon config: resume after an interruption, stale work redone."""
+import json
+
+import pytest
+
+from mke.runtime.errors import MkeError
+from mke.train import pipeline
+from mke.train.config import resolve_config
+
+QUICK = ["seeds=2", "workers=1", "teacher.optim.epochs=200", "student.optim.epochs=100",
+         "methods=[UM teacher, UM student, MM student (no reg), MM student]",
+         "regularization.settings={input_noise: {strong: 1.0}}"]
+
+
+def _cfg(*extra):
+    return resolve_config("twomoon", None, QUICK + list(extra))
+
+
+def _mtimes(root):
+    return {p.relative_to(root): p.stat().st_mtime_ns for p in root.rglob("*.pt")}
+
+
+def test_run_writes_metrics_in_the_documented_schema(tmp_path):
+    metrics = pipeline.run_mke(_cfg(), tmp_path / "run", progress=False)
+    on_disk = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert on_disk["task"] == "twomoon" and on_disk["metric"] == "accuracy"
+    cells = {(r["method"], r["regularization"], r["strength"]) for r in on_disk["results"]}
+    assert ("UM teacher", "none", "none") in cells
+    assert ("MM student", "input_noise", "strong") in cells
+    assert ("MM student (no reg)", "none", "none") in cells
+    for r in on_disk["results"]:
+        assert len(r["per_seed"]) == 2 and 0 <= r["mean"] <= 100 and r["std"] >= 0
+    assert (tmp_path / "run" / "report.md").read_text().count("| ours |") == 1
+    for fig in metrics["figures"]:
+        assert (tmp_path / "run" / fig).stat().st_size > 1000
+
+
+def test_interrupted_run_resumes_from_the_last_finished_unit(tmp_path, monkeypatch):
+    root = tmp_path / "run"
+    real = pipeline._student_unit
+    done = []
+
+    def dies_after_two(*args):
+        if len(done) == 2:
+            raise KeyboardInterrupt  # as if the user pressed Ctrl-C mid-stage
+        done.append(args)
+        return real(*args)
+
+    monkeypatch.setattr(pipeline, "_student_unit", dies_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        pipeline.run_mke(_cfg(), root, progress=False)
+    assert not (root / "metrics.json").exists()
+    before = _mtimes(root)
+    assert len([p for p in before if p.parts[-2] == "students"]) == 2
+
+    retrained = []
+    monkeypatch.setattr(pipeline, "_student_unit", lambda *a: retrained.append(a) or real(*a))
+    metrics = pipeline.run_mke(_cfg(), root, progress=False)
+    after = _mtimes(root)
+    assert all(after[p] == t for p, t in before.items())  # nothing finished was redone
+    assert len(retrained) == 2 * 4 - 2  # 2 seeds × 4 distinct students, minus the 2 already done
+    assert all(len(r["per_seed"]) == 2 for r in metrics["results"])
+
+
+def test_students_of_a_retrained_teacher_are_redone(tmp_path, monkeypatch):
+    root = tmp_path / "run"
+    pipeline.run_mke(_cfg(), root, progress=False)
+    (root / "seed0" / "teacher.json").unlink()  # the teacher will be trained again (new bytes)
+    (root / "seed0" / "teacher.pt").write_bytes(b"")
+    retrained = []
+    real = pipeline._student_unit
+    monkeypatch.setattr(pipeline, "_student_unit", lambda *a: retrained.append(a[2]) or real(*a))
+    pipeline.run_mke(_cfg(), root, progress=False)
+    assert sorted(retrained) == [0, 0, 0, 0]  # UM student and MM student, each without and with noise
+
+
+def test_resuming_with_another_config_is_refused(tmp_path):
+    root = tmp_path / "run"
+    pipeline.run_mke(_cfg(), root, progress=False)
+    with pytest.raises(MkeError, match=r"another config \(differs in: student\)"):
+        pipeline.run_mke(_cfg("student.hidden_mm=8"), root, progress=False)
+    pipeline.run_mke(_cfg("workers=2"), root, progress=False)  # speed settings may change
+    pipeline.run_mke(_cfg("student.hidden_mm=8"), root, fresh=True, progress=False)
+
+
+def test_sup_bound_without_labels_on_unlabeled_split_is_a_clear_error():
+    from mke.train.data import MKEData
+    from mke.train.methods import get_method
+    from mke.train.tasks import get_task
+
+    data = get_task("twomoon").build_data(_cfg())
+    no_labels = MKEData(data.alpha, data.beta, data.labeled, data.unlabeled.with_targets(None), data.test,
+                        data.class_names)
+    with pytest.raises(MkeError, match="needs labels on the unlabeled split"):
+        pipeline.training_split(get_method("MM student (sup)"), no_labels, None, {"kind": "hard"})

@@ -1,0 +1,37 @@
+"""Model checkpoints: written atomically, read back with `weights_only=True`.
+
+A checkpoint is `{"format": "mke-checkpoint/1", "state_dict": ..., "meta": {...}}` where `meta` holds
+only plain types (what `weights_only` loading allows): task, method, modalities, model settings.
+"""
+from __future__ import annotations
+
+import pickle
+import zipfile
+from pathlib import Path
+
+import torch
+
+from mke.runtime.errors import MkeError
+from mke.runtime.fileio import atomic_path
+
+FORMAT = "mke-checkpoint/1"
+
+
+def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: dict) -> None:
+    payload = {"format": FORMAT, "state_dict": model.state_dict(), "meta": meta}
+    with atomic_path(path) as tmp:
+        torch.save(payload, tmp)
+
+
+def load_checkpoint(path: str | Path) -> tuple[dict, dict]:
+    """Return `(state_dict, meta)`; a missing, truncated or foreign file is an `MkeError`."""
+    path = Path(path)
+    if not path.is_file():
+        raise MkeError(f"checkpoint {path} does not exist")
+    try:
+        payload = torch.load(path, map_location="cpu", weights_only=True)
+    except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as exc:
+        raise MkeError(f"checkpoint {path} cannot be read (truncated or not a PyTorch file): {exc}") from None
+    if not isinstance(payload, dict) or payload.get("format") != FORMAT:
+        raise MkeError(f"checkpoint {path} is not an MKE Edge checkpoint (expected format {FORMAT})")
+    return payload["state_dict"], payload["meta"]

@@ -1,0 +1,63 @@
+"""The MKE student loss: KL divergence to soft pseudo labels, cross entropy to hard ones.
+
+Class scores live in dimension 1 (`(N, K)` for classification, `(N, K, H, W)` for segmentation), so
+one set of functions serves every task kind. A per-element weight (the segmentation confidence
+weight ω) multiplies the per-sample or per-pixel loss before averaging.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+IGNORE_INDEX = 255
+
+
+def confidence_weight(probs: torch.Tensor) -> torch.Tensor:
+    """ω = 1 − H(ỹ) / log K over the class dimension (dim 1): 1 for a one-hot label, 0 for uniform.
+
+    The paper's supplement prints "1 − Σ ỹ log ỹ / log K", a sign slip: Σ ỹ log ỹ = −H, and its text
+    says low-confidence pixels get small weight, which only 1 − H / log K does.
+    """
+    k = probs.shape[1]
+    entropy = -(probs * torch.log(probs.clamp_min(1e-12))).sum(dim=1)
+    return (1.0 - entropy / math.log(k)).clamp(0.0, 1.0)
+
+
+def _weighted_mean(per_item: torch.Tensor, weight: torch.Tensor | None, valid: torch.Tensor | None) -> torch.Tensor:
+    if weight is not None:
+        per_item = per_item * weight
+    if valid is not None:
+        per_item = per_item * valid
+        return per_item.sum() / valid.sum().clamp_min(1)
+    return per_item.mean()
+
+
+def soft_target_loss(logits: torch.Tensor, probs: torch.Tensor, weight: torch.Tensor | None = None,
+                     class_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over samples (and pixels) of KL(ỹ ‖ softmax(logits)); `class_weight` applies by ỹ's argmax."""
+    log_p = F.log_softmax(logits, dim=1)
+    kl = (probs * (torch.log(probs.clamp_min(1e-12)) - log_p)).sum(dim=1)
+    if class_weight is not None:
+        cw = class_weight[probs.argmax(dim=1)]
+        weight = cw if weight is None else weight * cw
+    return _weighted_mean(kl, weight, None)
+
+
+def hard_target_loss(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None,
+                     class_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over samples (and pixels) of cross entropy; pixels labelled `IGNORE_INDEX` do not count."""
+    if weight is None:
+        return F.cross_entropy(logits, labels, weight=class_weight, ignore_index=IGNORE_INDEX)
+    ce = F.cross_entropy(logits, labels, weight=class_weight, ignore_index=IGNORE_INDEX, reduction="none")
+    valid = (labels != IGNORE_INDEX).to(ce.dtype)
+    return _weighted_mean(ce, weight, valid)
+
+
+def target_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor | None = None,
+                class_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Dispatch on the target: integer class ids → cross entropy, probabilities → KL divergence."""
+    if target.dtype in (torch.int64, torch.int32, torch.uint8):
+        return hard_target_loss(logits, target.long(), weight, class_weight)
+    return soft_target_loss(logits, target.to(logits.dtype), weight, class_weight)

@@ -1,0 +1,350 @@
+"""The MKE stages — teacher, pseudo labels, students, report — resumable, one folder per run.
+
+    runs/<name>/config.yaml                   the resolved config
+    runs/<name>/seed<k>/teacher.pt|.json      teacher checkpoint and its test score
+    runs/<name>/seed<k>/pseudo_labels.pt      the teacher's soft labels on D_u (keyed by its checksum)
+    runs/<name>/seed<k>/students/<job>.pt|.json
+    runs/<name>/metrics.json, report.md, figures/
+
+Every unit of work writes its result JSON last (atomically); a unit whose result exists is done,
+so a killed run resumes where it stopped. A student trained on another teacher's labels is redone.
+Units run in a pool of worker processes (`workers`), each stage with its own progress bar.
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from dataclasses import dataclass
+from multiprocessing import get_context
+from pathlib import Path
+from typing import Callable, Iterable
+
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from mke.runtime.errors import MkeError
+from mke.runtime.fileio import file_sha256, write_json, write_text
+from mke.train.checkpoint import load_checkpoint, save_checkpoint
+from mke.train.config import dump_config, load_yaml
+from mke.train.data import MKEData, Split
+from mke.train.fit import fit, predict
+from mke.train.losses import IGNORE_INDEX
+from mke.train.methods import NO_REG, TEACHER, Method, StudentJob, plan_students
+from mke.train.metrics import score
+from mke.train.pseudo import PseudoLabelCache, pseudo_targets
+from mke.train.tasks import get_task
+
+# Keys that change how fast a run goes, never its numbers: a resumed run may differ in them.
+SPEED_KEYS = ("workers",)
+
+
+@dataclass(frozen=True)
+class RunDir:
+    root: Path
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics.json"
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report.md"
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.root / "figures"
+
+    def seed_dir(self, seed: int) -> Path:
+        return self.root / f"seed{seed}"
+
+    def teacher(self, seed: int) -> Path:
+        return self.seed_dir(seed) / "teacher.pt"
+
+    def teacher_result(self, seed: int) -> Path:
+        return self.seed_dir(seed) / "teacher.json"
+
+    def pseudo_labels(self, seed: int) -> Path:
+        return self.seed_dir(seed) / "pseudo_labels.pt"
+
+    def pseudo_result(self, seed: int) -> Path:
+        return self.seed_dir(seed) / "pseudo_labels.json"
+
+    def student(self, seed: int, slug: str) -> Path:
+        return self.seed_dir(seed) / "students" / f"{slug}.pt"
+
+    def student_result(self, seed: int, slug: str) -> Path:
+        return self.seed_dir(seed) / "students" / f"{slug}.json"
+
+
+def read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+# ---------------------------------------------------------------- work done inside worker processes
+
+_CONTEXT: dict[str, tuple] = {}
+
+
+def _context(cfg_json: str):
+    """(cfg, task, data) for this config, built once per process."""
+    if cfg_json not in _CONTEXT:
+        cfg = json.loads(cfg_json)
+        task = get_task(cfg["task"])
+        _CONTEXT.clear()
+        _CONTEXT[cfg_json] = (cfg, task, task.build_data(cfg))
+    return _CONTEXT[cfg_json]
+
+
+def _modalities(method: Method, data: MKEData) -> tuple[str, ...]:
+    return (data.alpha,) if method.modalities == "alpha" else (data.alpha, data.beta)
+
+
+def _meta(cfg: dict, method: Method, role: str, mods: tuple, reg, seed: int) -> dict:
+    return {"task": cfg["task"], "method": method.name, "role": role, "modalities": list(mods),
+            "regularization": {"kind": reg.kind, "strength": reg.strength}, "seed": seed}
+
+
+def load_model(cfg: dict, task, path: Path) -> tuple[torch.nn.Module, dict]:
+    """Rebuild a model of this run from its checkpoint (regularization off: it is for inference)."""
+    state, meta = load_checkpoint(path)
+    model = task.build_model(cfg, meta["role"], tuple(meta["modalities"]), NO_REG)
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as exc:
+        raise MkeError(f"checkpoint {path} does not fit the model the config builds: {exc}") from None
+    return model.eval(), meta
+
+
+def _teacher_unit(cfg_json: str, root: str, seed: int) -> dict:
+    cfg, task, data = _context(cfg_json)
+    run = RunDir(Path(root))
+    start = time.perf_counter()
+    mods = (data.alpha,)
+    model = task.build_model(cfg, "teacher", mods, NO_REG)
+    fit(model, data.labeled.select(mods), cfg["teacher"]["optim"], NO_REG, seed=seed, task=task,
+        device=cfg["device"], class_weight=task.class_weight(cfg, data))
+    save_checkpoint(run.teacher(seed), model, _meta(cfg, TEACHER, "teacher", mods, NO_REG, seed))
+    value = score(task.kind, predict(model, data.test.select(mods), device=cfg["device"]), data.test.targets)
+    result = {"seed": seed, "cells": [[TEACHER.name, "none", "none"]], "value": value,
+              "seconds": time.perf_counter() - start}
+    write_json(run.teacher_result(seed), result)
+    return result
+
+
+def _pseudo_unit(cfg_json: str, root: str, seed: int) -> dict:
+    cfg, task, data = _context(cfg_json)
+    run = RunDir(Path(root))
+    teacher, _ = load_model(cfg, task, run.teacher(seed))
+    unlabeled_alpha = data.unlabeled.select((data.alpha,))
+
+    def compute():
+        return torch.softmax(predict(teacher, unlabeled_alpha, device=cfg["device"]), dim=1)
+
+    probs, computed = PseudoLabelCache(run.pseudo_labels(seed)).load_or_compute(run.teacher(seed), compute)
+    if len(probs) != len(data.unlabeled):
+        raise MkeError(f"{run.pseudo_labels(seed)} holds {len(probs)} labels for {len(data.unlabeled)} unlabeled samples")
+    result = {"seed": seed, "computed": computed, "teacher_sha256": file_sha256(run.teacher(seed))}
+    if data.unlabeled.targets is not None:  # how good the labels the students learn from are
+        result["accuracy_on_unlabeled"] = score(task.kind, torch.log(probs.clamp_min(1e-12)), data.unlabeled.targets)
+    write_json(run.pseudo_result(seed), result)
+    return result
+
+
+def _one_hot(labels: torch.Tensor, k: int) -> torch.Tensor:
+    valid = labels != IGNORE_INDEX
+    hot = F.one_hot(labels.clamp(max=k - 1), k).movedim(-1, 1).float()
+    return hot * valid.unsqueeze(1)
+
+
+def training_split(method: Method, data: MKEData, probs: torch.Tensor | None, pl_cfg: dict) -> Split:
+    """The samples and targets a method trains on (DESIGN.md §2, baselines)."""
+    mods = _modalities(method, data)
+    if method.train_on == "labeled":
+        return data.labeled.select(mods)
+    unlabeled = data.unlabeled.select(mods)
+    if method.targets == "true":
+        if data.unlabeled.targets is None:
+            raise MkeError(f"'{method.name}' needs labels on the unlabeled split, which this dataset lacks; "
+                           f"remove it from `methods`")
+        return unlabeled.with_targets(data.unlabeled.targets)
+    targets, weights = pseudo_targets(probs, pl_cfg["kind"], pl_cfg.get("confidence_weight", False))
+    if method.train_on == "unlabeled":
+        return unlabeled.with_targets(targets, weights)
+    # NOISY student: true labels of D_l plus pseudo labels of D_u
+    labeled_targets = data.labeled.targets
+    if targets.is_floating_point():
+        labeled_targets = _one_hot(labeled_targets, targets.shape[1])
+    labeled_weights = None if weights is None else torch.ones((len(data.labeled),) + weights.shape[1:])
+    return Split.concat([data.labeled.select(mods).with_targets(labeled_targets, labeled_weights),
+                         unlabeled.with_targets(targets, weights)])
+
+
+def _student_unit(cfg_json: str, root: str, seed: int, job: StudentJob) -> dict:
+    cfg, task, data = _context(cfg_json)
+    run = RunDir(Path(root))
+    start = time.perf_counter()
+    probs = PseudoLabelCache(run.pseudo_labels(seed)).load(run.teacher(seed))
+    split = training_split(job.method, data, probs, cfg["pseudo_labels"])
+    mods = _modalities(job.method, data)
+    model = task.build_model(cfg, "student", mods, job.reg)
+    fit(model, split, cfg["student"]["optim"], job.reg, seed=seed, task=task, device=cfg["device"],
+        class_weight=task.class_weight(cfg, data))
+    save_checkpoint(run.student(seed, job.slug), model, _meta(cfg, job.method, "student", mods, job.reg, seed))
+    value = score(task.kind, predict(model, data.test.select(mods), device=cfg["device"]), data.test.targets)
+    result = {"seed": seed, "cells": [list(c) for c in job.cells], "value": value,
+              "teacher_sha256": file_sha256(run.teacher(seed)), "seconds": time.perf_counter() - start}
+    write_json(run.student_result(seed, job.slug), result)
+    return result
+
+
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+# ---------------------------------------------------------------- the driver, in the main process
+
+class Stages:
+    """Runs units of work inline (workers=1) or in a pool of processes, one progress bar a stage."""
+
+    def __init__(self, workers: int, progress: bool):
+        self.cores = os.cpu_count() or 1
+        self.workers = max(1, workers if workers > 0 else self.cores)
+        self.progress = progress
+        self.timing: dict[str, float] = {}
+        self.pool = None
+
+    def _pool(self) -> ProcessPoolExecutor:
+        if self.pool is None:  # started on first need: a resumed run with nothing left starts none
+            self.pool = ProcessPoolExecutor(self.workers, mp_context=get_context("spawn"), initializer=_init_worker,
+                                            initargs=(max(1, self.cores // self.workers),))
+        return self.pool
+
+    def run(self, name: str, fn: Callable, units: Iterable[tuple]) -> list[dict]:
+        units = list(units)
+        start = time.perf_counter()
+        bar = tqdm(total=len(units), desc=f"{name:>13}", unit="run", disable=not self.progress, leave=True)
+        results = []
+        if self.workers == 1 or len(units) <= 1:
+            for args in units:
+                results.append(fn(*args))
+                bar.update()
+        else:
+            futures = [self._pool().submit(fn, *args) for args in units]
+            try:
+                for fut in as_completed(futures):
+                    results.append(fut.result())
+                    bar.update()
+            except BaseException:
+                for fut in futures:
+                    fut.cancel()
+                raise
+        bar.close()
+        self.timing[name] = self.timing.get(name, 0.0) + time.perf_counter() - start
+        return results
+
+    def close(self) -> None:
+        if self.pool is not None:
+            self.pool.shutdown(cancel_futures=True)
+
+
+def _comparable(cfg: dict) -> dict:
+    return {k: v for k, v in cfg.items() if k not in SPEED_KEYS}
+
+
+def prepare_run_dir(run: RunDir, cfg: dict, fresh: bool) -> None:
+    """Create the run folder, or check that an existing one was made with the same config."""
+    if fresh and run.root.exists():
+        import shutil
+        shutil.rmtree(run.root)
+    if run.config.is_file():
+        old = load_yaml(run.config)
+        if _comparable(old) != _comparable(cfg):
+            differ = sorted(k for k in set(old) | set(cfg) if k not in SPEED_KEYS and old.get(k) != cfg.get(k))
+            raise MkeError(f"{run.root} holds a run made with another config (differs in: {', '.join(differ)}); "
+                           f"pass --fresh to start it over or --name for a new run")
+    run.root.mkdir(parents=True, exist_ok=True)
+    write_text(run.config, dump_config(cfg))
+
+
+def run_mke(cfg: dict, root: str | Path, *, fresh: bool = False, progress: bool = True) -> dict:
+    """All stages for every seed; returns the metrics dictionary also written to metrics.json."""
+    from mke.train.report import write_report
+
+    run = RunDir(Path(root))
+    prepare_run_dir(run, cfg, fresh)
+    task = get_task(cfg["task"])
+    cfg_json = json.dumps(cfg, sort_keys=True)
+    seeds = list(range(int(cfg["seeds"])))
+    if not seeds:
+        raise MkeError("seeds must be at least 1")
+    jobs = plan_students(cfg["methods"], cfg["regularization"])
+    started = time.perf_counter()
+    stages = Stages(int(cfg["workers"]), progress)
+    try:
+        todo = [(cfg_json, str(run.root), s) for s in seeds
+                if not (run.teacher(s).is_file() and read_json(run.teacher_result(s)))]
+        stages.run("teacher", _teacher_unit, todo)
+        stages.run("pseudo labels", _pseudo_unit, [(cfg_json, str(run.root), s) for s in seeds])
+        shas = {s: file_sha256(run.teacher(s)) for s in seeds}
+
+        def done(seed, job):
+            result = read_json(run.student_result(seed, job.slug))
+            return bool(result) and result.get("teacher_sha256") == shas[seed] and run.student(seed, job.slug).is_file()
+
+        stages.run("students", _student_unit,
+                   [(cfg_json, str(run.root), s, j) for s in seeds for j in jobs if not done(s, j)])
+    finally:
+        stages.close()
+    report_start = time.perf_counter()
+    _, _, data = _context(cfg_json)
+    metrics = collect_metrics(cfg, task, run, seeds, jobs)
+    metrics["timing_s"] = {**{k: round(v, 2) for k, v in stages.timing.items()}}
+    figures = write_report(cfg, task, run, data, metrics)
+    metrics["timing_s"]["report"] = round(time.perf_counter() - report_start, 2)
+    metrics["timing_s"]["total"] = round(time.perf_counter() - started, 2)
+    metrics["figures"] = [str(p.relative_to(run.root)) for p in figures]
+    write_json(run.metrics, metrics)
+    return metrics
+
+
+def collect_metrics(cfg: dict, task, run: RunDir, seeds: list[int], jobs: list[StudentJob]) -> dict:
+    """Mean, std and per-seed values of every (method, regularization, strength) cell."""
+    import statistics
+
+    cells: dict[tuple, list[float]] = {}
+    files = [run.teacher_result(s) for s in seeds] + [run.student_result(s, j.slug) for s in seeds for j in jobs]
+    for path in files:
+        result = read_json(path)
+        if result is None:
+            raise MkeError(f"result {path} is missing or unreadable; rerun the same command to finish the run")
+        for cell in result["cells"]:
+            cells.setdefault(tuple(cell), []).append(result["value"])
+    results = []
+    for (method, reg, strength), values in cells.items():
+        results.append({"method": method, "regularization": reg, "strength": strength,
+                        "mean": statistics.fmean(values),
+                        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                        "per_seed": values})
+    pseudo = [read_json(run.pseudo_result(s)) or {} for s in seeds]
+    pl_acc = [p["accuracy_on_unlabeled"] for p in pseudo if "accuracy_on_unlabeled" in p]
+    return {
+        "task": cfg["task"],
+        "metric": task.metric,
+        "seeds": seeds,
+        "headline": dict(cfg["report"]["headline"]),
+        "results": results,
+        "pseudo_labels": {"kind": cfg["pseudo_labels"]["kind"],
+                          "score_on_unlabeled": statistics.fmean(pl_acc) if pl_acc else None},
+        "paper": dict(task.paper),
+        "versions": {"torch": torch.__version__},
+    }

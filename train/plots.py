@@ -1,0 +1,116 @@
+"""Report figures (matplotlib, written atomically as PNG)."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from mke.runtime.fileio import atomic_path  # noqa: E402
+
+COLORS = {"ours": "#1f77b4", "paper": "#bbbbbb"}
+
+
+def _save(fig, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
+    plt.close(fig)
+    return path
+
+
+def methods_bar(run, metrics: dict) -> Path:
+    from mke.train.report import PAPER_ORDER, headline_cell
+
+    methods = [m for m in PAPER_ORDER if headline_cell(metrics, m) is not None]
+    ours = [headline_cell(metrics, m) for m in methods]
+    paper = [metrics["paper"].get(m, np.nan) for m in methods]
+    x = np.arange(len(methods))
+    fig, ax = plt.subplots(figsize=(1.6 * len(methods) + 2, 3.6))
+    ax.bar(x - 0.2, [r["mean"] for r in ours], 0.4, yerr=[r["std"] for r in ours], capsize=3,
+           label="ours", color=COLORS["ours"])
+    ax.bar(x + 0.2, paper, 0.4, label="paper", color=COLORS["paper"])
+    ax.set_xticks(x, [m.replace(" (", "\n(") for m in methods], fontsize=8)
+    ax.set_ylabel(metrics["metric"])
+    low = min([r["mean"] - r["std"] for r in ours] + [p for p in paper if not np.isnan(p)])
+    ax.set_ylim(max(0.0, low - 10), None)
+    h = metrics["headline"]
+    ax.set_title(f"{metrics['task']}: {h['regularization']} ({h['strength']}), mean ± std over {len(metrics['seeds'])} seeds")
+    ax.legend(loc="lower right")
+    return _save(fig, run.figures_dir / "methods.png")
+
+
+def regularization_curves(run, metrics: dict) -> Path:
+    from mke.train.methods import METHODS
+    from mke.train.report import STRENGTH_ORDER, find
+
+    kinds = sorted({r["regularization"] for r in metrics["results"] if r["regularization"] != "none"})
+    methods = [m for m in METHODS if METHODS[m].regularized and find(metrics, m) is not None]
+    fig, axes = plt.subplots(1, len(kinds), figsize=(4 * len(kinds), 3.4), sharey=True, squeeze=False)
+    for ax, kind in zip(axes[0], kinds):
+        strengths = [s for s in STRENGTH_ORDER if find(metrics, methods[0], kind, s)]
+        for m in methods:
+            cells = [find(metrics, m, kind, s) for s in strengths]
+            ax.errorbar(range(len(strengths)), [c["mean"] for c in cells], yerr=[c["std"] for c in cells],
+                        marker="o", capsize=3, label=m)
+        teacher = find(metrics, "UM teacher")
+        if teacher:
+            ax.axhline(teacher["mean"], color="k", ls=":", lw=1, label="UM teacher")
+        ax.set_xticks(range(len(strengths)), strengths)
+        ax.set_title(kind.replace("_", " "))
+    axes[0][0].set_ylabel(metrics["metric"])
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    return _save(fig, run.figures_dir / "regularization.png")
+
+
+def twomoon_decision_boundaries(run, task, data) -> Path:
+    """The paper's Figure 3: teacher, its pseudo labels, UM student and MM student on the two moons."""
+    import yaml
+
+    from mke.train.pipeline import load_model, read_json
+    from mke.train.pseudo import PseudoLabelCache
+
+    cfg = yaml.safe_load(run.config.read_text())
+    seed = cfg["report"]["decision_boundary_seed"] % cfg["seeds"]
+    h = cfg["report"]["headline"]
+
+    def student_path(method):
+        for p in sorted((run.seed_dir(seed) / "students").glob("*.json")):
+            if [method, h["regularization"], h["strength"]] in read_json(p)["cells"]:
+                return p.with_suffix(".pt")
+        return None
+
+    test_xy = torch.cat([data.test.inputs["x"], data.test.inputs["y"]], 1).numpy()
+    unl_xy = torch.cat([data.unlabeled.inputs["x"], data.unlabeled.inputs["y"]], 1).numpy()
+    lo, hi = np.minimum(test_xy.min(0), unl_xy.min(0)) - 0.5, np.maximum(test_xy.max(0), unl_xy.max(0)) + 0.5
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], 200), np.linspace(lo[1], hi[1], 200))
+    grid = {"x": torch.tensor(gx.ravel(), dtype=torch.float32)[:, None],
+            "y": torch.tensor(gy.ravel(), dtype=torch.float32)[:, None]}
+    cmap = matplotlib.colors.ListedColormap(["#d62728", "#1f77b4"])
+
+    panels = [("UM teacher (sees x)", run.teacher(seed), test_xy, data.test.targets.numpy())]
+    probs = PseudoLabelCache(run.pseudo_labels(seed)).load(run.teacher(seed))
+    panels.append(("pseudo labels on D_u", None, unl_xy, probs.argmax(1).numpy()))
+    for method, label in [("UM student", "UM student (sees x)"), ("MM student", "MM student (sees x, y)")]:
+        path = student_path(method)
+        if path is not None:
+            panels.append((label, path, test_xy, data.test.targets.numpy()))
+    fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4))
+    for ax, (title, path, pts, labels) in zip(np.atleast_1d(axes), panels):
+        if path is not None:
+            model, meta = load_model(cfg, task, path)
+            with torch.no_grad():
+                z = model(**{m: grid[m] for m in meta["modalities"]}).argmax(1).numpy().reshape(gx.shape)
+                pred = model(**{m: data.test.inputs[m] for m in meta["modalities"]}).argmax(1)
+            acc = 100.0 * float((pred == data.test.targets).float().mean())
+            ax.contourf(gx, gy, z, levels=[-0.5, 0.5, 1.5], cmap=cmap, alpha=0.18)
+            title = f"{title}: {acc:.1f} %"
+        ax.scatter(pts[:, 0], pts[:, 1], c=labels, cmap=cmap, s=9, alpha=0.8, edgecolors="none")
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([]); ax.set_yticks([])
+        ax.set_xlabel("x (modality α)"); ax.set_ylabel("y (modality β)")
+    fig.suptitle(f"TwoMoon, seed {seed}, {h['regularization']} ({h['strength']}); test points coloured by truth", fontsize=9)
+    return _save(fig, run.figures_dir / "decision_boundaries.png")

@@ -1,0 +1,55 @@
+"""The contract between the MKE core and a task (TwoMoon, RGB-D segmentation, audio-visual …)."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from pathlib import Path
+
+import torch
+
+from mke.runtime.errors import MkeError
+from mke.train.data import MKEData
+from mke.train.methods import Regularization
+
+KINDS = {"classification": "accuracy", "segmentation": "miou", "multilabel": "map"}
+
+
+class Task(ABC):
+    """A task builds its data and models; the core does the rest (stages, losses, metrics, report).
+
+    Subclasses set the class attributes and implement `build_data` and `build_model`.
+    """
+
+    name: str = ""
+    kind: str = "classification"            # a key of KINDS
+    title: str = ""
+    # The paper's figures for the headline setting, keyed by method name, in the metric's units.
+    paper: dict[str, float] = {}
+    paper_note: str = ""
+
+    @property
+    def metric(self) -> str:
+        return KINDS[self.kind]
+
+    @abstractmethod
+    def build_data(self, cfg: dict) -> MKEData:
+        """The three splits, built deterministically from the config."""
+
+    @abstractmethod
+    def build_model(self, cfg: dict, role: str, modalities: tuple[str, ...], reg: Regularization) -> torch.nn.Module:
+        """A fresh model; `role` is "teacher" or "student"; it must honour reg.hidden_noise and reg.dropout.
+
+        The model's forward takes one keyword argument per modality and returns class scores with
+        the classes in dimension 1.
+        """
+
+    def class_weight(self, cfg: dict, data: MKEData) -> torch.Tensor | None:
+        """Per-class loss weights (for rare classes in segmentation); None weighs classes equally."""
+        return None
+
+    def augment(self, batch, params: dict, generator: torch.Generator):
+        """Random augmentation applied jointly to every input and the targets of a batch."""
+        raise MkeError(f"task '{self.name}' has no data augmentation; choose another regularization")
+
+    def figures(self, run, data: MKEData) -> list[Path]:
+        """Task-specific figures for the report (written under run.figures_dir)."""
+        return []
