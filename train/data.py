@@ -7,7 +7,7 @@ segmentation sets) plug in at the same place: anything with `__len__`, `select` 
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import torch
 
@@ -17,7 +17,7 @@ from mke.runtime.errors import MkeError
 @dataclass(frozen=True)
 class Split:
     inputs: dict[str, torch.Tensor]
-    targets: torch.Tensor | None = None  # class ids, or probabilities with classes in dim 1
+    targets: Any = None  # class ids, probabilities (classes in dim 1), or indexable compact probabilities
     weights: torch.Tensor | None = None  # loss weight per sample (or per pixel)
 
     def __post_init__(self):
@@ -56,8 +56,8 @@ class Split:
                 generator: torch.Generator | None = None) -> Iterator["Split"]:
         """Batches of `batch_size` samples, optionally shuffled; 0 = the whole split as one batch."""
         n = len(self)
-        if batch_size <= 0 or batch_size >= n:
-            yield self  # one full batch: order does not change the gradient
+        if batch_size <= 0 or batch_size >= n:  # one full batch: order does not change the gradient
+            yield self if isinstance(self.targets, (torch.Tensor, type(None))) else self.take(torch.arange(n))
             return
         order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
         for start in range(0, n, batch_size):
@@ -75,7 +75,7 @@ class Split:
                 return None
             if any(t is None for t in items):
                 raise MkeError(f"cannot concatenate splits where only some have {key}")
-            return torch.cat(items)
+            return torch.cat(items) if isinstance(items[0], torch.Tensor) else type(items[0]).cat(items)
 
         return Split({m: torch.cat([p.inputs[m] for p in parts]) for m in mods}, cat("targets"), cat("weights"))
 

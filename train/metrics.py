@@ -13,12 +13,24 @@ from mke.train.losses import IGNORE_INDEX
 
 def score(kind: str, logits: torch.Tensor, targets: torch.Tensor) -> float:
     """The task's metric of class scores `logits` (classes in dim 1) against true `targets`."""
-    num_classes = logits.shape[1]
-    if kind == "classification":
-        return 100.0 * float(multiclass_accuracy(logits.argmax(1), targets, num_classes, average="micro"))
-    if kind == "segmentation":
-        return 100.0 * float(multiclass_jaccard_index(logits.argmax(1), targets, num_classes,
-                                                      average="macro", ignore_index=IGNORE_INDEX))
     if kind == "multilabel":
-        return float(multilabel_average_precision(torch.sigmoid(logits), targets.long(), num_classes, average="macro"))
-    raise ValueError(f"unknown task kind {kind!r}")
+        return float(multilabel_average_precision(torch.sigmoid(logits), targets.long(), logits.shape[1], average="macro"))
+    return score_predictions(kind, logits.argmax(1), targets, logits.shape[1])
+
+
+def score_predictions(kind: str, preds: torch.Tensor, targets: torch.Tensor, num_classes: int) -> float:
+    """Accuracy or mIoU (in %) of predicted class ids against true ones."""
+    preds, targets = preds.long(), targets.long()
+    if kind == "classification":
+        return 100.0 * float(multiclass_accuracy(preds, targets, num_classes, average="micro"))
+    if kind == "segmentation":
+        return 100.0 * float(multiclass_jaccard_index(preds, targets, num_classes, average="macro",
+                                                      ignore_index=IGNORE_INDEX))
+    raise ValueError(f"no metric of predicted class ids for task kind {kind!r}")
+
+
+def per_class_iou(preds: torch.Tensor, targets: torch.Tensor, num_classes: int) -> list[float]:
+    """IoU of each class in %, NaN where a class appears in neither predictions nor truth."""
+    ious = multiclass_jaccard_index(preds.long(), targets.long(), num_classes, average="none",
+                                    ignore_index=IGNORE_INDEX, zero_division=float("nan"))
+    return [100.0 * float(v) for v in ious]

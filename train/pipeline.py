@@ -33,8 +33,8 @@ from mke.train.data import MKEData, Split
 from mke.train.fit import fit, predict
 from mke.train.losses import IGNORE_INDEX
 from mke.train.methods import NO_REG, TEACHER, Method, StudentJob, plan_students
-from mke.train.metrics import score
-from mke.train.pseudo import PseudoLabelCache, pseudo_targets
+from mke.train.metrics import score, score_predictions
+from mke.train.pseudo import PseudoLabelCache, PseudoLabels, TopKProbs, pseudo_targets
 from mke.train.tasks import get_task
 
 # Keys that change how fast a run goes, never its numbers: a resumed run may differ in them.
@@ -144,18 +144,29 @@ def _teacher_unit(cfg_json: str, root: str, seed: int) -> dict:
 def _pseudo_unit(cfg_json: str, root: str, seed: int) -> dict:
     cfg, task, data = _context(cfg_json)
     run = RunDir(Path(root))
+    teacher_sha = file_sha256(run.teacher(seed))
+    previous = read_json(run.pseudo_result(seed))
+    cache = PseudoLabelCache(run.pseudo_labels(seed))
+    if previous and previous.get("teacher_sha256") == teacher_sha:
+        try:
+            cache.load(run.teacher(seed))
+            return previous
+        except MkeError:
+            pass  # the labels file is gone or stale: make it again
     teacher, _ = load_model(cfg, task, run.teacher(seed))
     unlabeled_alpha = data.unlabeled.select((data.alpha,))
+    batch = cfg["pseudo_labels"].get("batch_size", 0)
 
     def compute():
-        return torch.softmax(predict(teacher, unlabeled_alpha, device=cfg["device"]), dim=1)
+        return torch.softmax(predict(teacher, unlabeled_alpha, batch_size=batch, device=cfg["device"]), dim=1)
 
-    probs, computed = PseudoLabelCache(run.pseudo_labels(seed)).load_or_compute(run.teacher(seed), compute)
-    if len(probs) != len(data.unlabeled):
-        raise MkeError(f"{run.pseudo_labels(seed)} holds {len(probs)} labels for {len(data.unlabeled)} unlabeled samples")
-    result = {"seed": seed, "computed": computed, "teacher_sha256": file_sha256(run.teacher(seed))}
+    labels, _ = cache.load_or_compute(run.teacher(seed), compute, top_k=cfg["pseudo_labels"].get("top_k", 0))
+    if len(labels) != len(data.unlabeled):
+        raise MkeError(f"{run.pseudo_labels(seed)} holds {len(labels)} labels for {len(data.unlabeled)} unlabeled samples")
+    result = {"seed": seed, "teacher_sha256": teacher_sha, "bytes_per_sample": labels.nbytes_per_sample}
     if data.unlabeled.targets is not None:  # how good the labels the students learn from are
-        result["accuracy_on_unlabeled"] = score(task.kind, torch.log(probs.clamp_min(1e-12)), data.unlabeled.targets)
+        hard, _ = pseudo_targets(labels, "hard", weighted=False)
+        result["score_on_unlabeled"] = score_predictions(task.kind, hard, data.unlabeled.targets, data.num_classes)
     write_json(run.pseudo_result(seed), result)
     return result
 
@@ -166,7 +177,7 @@ def _one_hot(labels: torch.Tensor, k: int) -> torch.Tensor:
     return hot * valid.unsqueeze(1)
 
 
-def training_split(method: Method, data: MKEData, probs: torch.Tensor | None, pl_cfg: dict) -> Split:
+def training_split(method: Method, data: MKEData, labels: PseudoLabels | None, pl_cfg: dict) -> Split:
     """The samples and targets a method trains on (DESIGN.md §2, baselines)."""
     mods = _modalities(method, data)
     if method.train_on == "labeled":
@@ -177,12 +188,14 @@ def training_split(method: Method, data: MKEData, probs: torch.Tensor | None, pl
             raise MkeError(f"'{method.name}' needs labels on the unlabeled split, which this dataset lacks; "
                            f"remove it from `methods`")
         return unlabeled.with_targets(data.unlabeled.targets)
-    targets, weights = pseudo_targets(probs, pl_cfg["kind"], pl_cfg.get("confidence_weight", False))
+    targets, weights = pseudo_targets(labels, pl_cfg["kind"], pl_cfg.get("confidence_weight", False))
     if method.train_on == "unlabeled":
         return unlabeled.with_targets(targets, weights)
     # NOISY student: true labels of D_l plus pseudo labels of D_u
     labeled_targets = data.labeled.targets
-    if targets.is_floating_point():
+    if isinstance(targets, TopKProbs):
+        labeled_targets = TopKProbs.from_labels(labeled_targets, targets.values.shape[1], targets.num_classes)
+    elif targets.is_floating_point():
         labeled_targets = _one_hot(labeled_targets, targets.shape[1])
     labeled_weights = None if weights is None else torch.ones((len(data.labeled),) + weights.shape[1:])
     return Split.concat([data.labeled.select(mods).with_targets(labeled_targets, labeled_weights),
@@ -193,8 +206,8 @@ def _student_unit(cfg_json: str, root: str, seed: int, job: StudentJob) -> dict:
     cfg, task, data = _context(cfg_json)
     run = RunDir(Path(root))
     start = time.perf_counter()
-    probs = PseudoLabelCache(run.pseudo_labels(seed)).load(run.teacher(seed))
-    split = training_split(job.method, data, probs, cfg["pseudo_labels"])
+    labels = PseudoLabelCache(run.pseudo_labels(seed)).load(run.teacher(seed))
+    split = training_split(job.method, data, labels, cfg["pseudo_labels"])
     mods = _modalities(job.method, data)
     model = task.build_model(cfg, "student", mods, job.reg)
     fit(model, split, cfg["student"]["optim"], job.reg, seed=seed, task=task, device=cfg["device"],
@@ -336,7 +349,7 @@ def collect_metrics(cfg: dict, task, run: RunDir, seeds: list[int], jobs: list[S
                         "std": statistics.stdev(values) if len(values) > 1 else 0.0,
                         "per_seed": values})
     pseudo = [read_json(run.pseudo_result(s)) or {} for s in seeds]
-    pl_acc = [p["accuracy_on_unlabeled"] for p in pseudo if "accuracy_on_unlabeled" in p]
+    pl_acc = [p["score_on_unlabeled"] for p in pseudo if "score_on_unlabeled" in p]
     return {
         "task": cfg["task"],
         "metric": task.metric,
@@ -344,7 +357,8 @@ def collect_metrics(cfg: dict, task, run: RunDir, seeds: list[int], jobs: list[S
         "headline": dict(cfg["report"]["headline"]),
         "results": results,
         "pseudo_labels": {"kind": cfg["pseudo_labels"]["kind"],
-                          "score_on_unlabeled": statistics.fmean(pl_acc) if pl_acc else None},
+                          "score_on_unlabeled": statistics.fmean(pl_acc) if pl_acc else None,
+                          "bytes_per_sample": pseudo[0].get("bytes_per_sample")},
         "paper": dict(task.paper),
         "versions": {"torch": torch.__version__},
     }

@@ -71,7 +71,7 @@ def twomoon_decision_boundaries(run, task, data) -> Path:
     import yaml
 
     from mke.train.pipeline import load_model, read_json
-    from mke.train.pseudo import PseudoLabelCache
+    from mke.train.pseudo import PseudoLabelCache, pseudo_targets
 
     cfg = yaml.safe_load(run.config.read_text())
     seed = cfg["report"]["decision_boundary_seed"] % cfg["seeds"]
@@ -92,8 +92,8 @@ def twomoon_decision_boundaries(run, task, data) -> Path:
     cmap = matplotlib.colors.ListedColormap(["#d62728", "#1f77b4"])
 
     panels = [("UM teacher (sees x)", run.teacher(seed), test_xy, data.test.targets.numpy())]
-    probs = PseudoLabelCache(run.pseudo_labels(seed)).load(run.teacher(seed))
-    panels.append(("pseudo labels on D_u", None, unl_xy, probs.argmax(1).numpy()))
+    hard, _ = pseudo_targets(PseudoLabelCache(run.pseudo_labels(seed)).load(run.teacher(seed)), "hard", False)
+    panels.append(("pseudo labels on D_u", None, unl_xy, hard.numpy()))
     for method, label in [("UM student", "UM student (sees x)"), ("MM student", "MM student (sees x, y)")]:
         path = student_path(method)
         if path is not None:

@@ -15,9 +15,60 @@ import torch
 
 from mke.runtime.errors import MkeError
 from mke.runtime.fileio import atomic_path, file_sha256
-from mke.train.losses import confidence_weight
+from mke.train.losses import IGNORE_INDEX, confidence_weight
 
 FORMAT = "mke-pseudo-labels/1"
+
+
+class TopKProbs:
+    """Soft labels kept as their k largest probabilities (fp16) and class ids (uint8) per element.
+
+    Segmentation soft labels are K × H × W per frame; top-2 of 8 classes in this form takes
+    6 bytes per pixel instead of 32 (fp32 dense). Indexing returns dense float32 probabilities,
+    renormalised over the kept classes, for just the selected samples.
+    """
+
+    def __init__(self, values: torch.Tensor, indices: torch.Tensor, num_classes: int):
+        self.values, self.indices, self.num_classes = values.half(), indices.to(torch.uint8), int(num_classes)
+
+    @classmethod
+    def from_probs(cls, probs: torch.Tensor, k: int) -> "TopKProbs":
+        values, indices = probs.topk(min(k, probs.shape[1]), dim=1)
+        return cls(values, indices, probs.shape[1])
+
+    @classmethod
+    def from_labels(cls, labels: torch.Tensor, k: int, num_classes: int) -> "TopKProbs":
+        """One-hot labels in this form; `IGNORE_INDEX` elements get no probability mass."""
+        valid = labels != IGNORE_INDEX
+        values = torch.zeros((len(labels), k) + labels.shape[1:])
+        values[:, 0] = valid.float()
+        indices = torch.zeros_like(values, dtype=torch.uint8)
+        indices[:, 0] = torch.where(valid, labels, 0).to(torch.uint8)
+        return cls(values, indices, num_classes)
+
+    @staticmethod
+    def cat(parts: list["TopKProbs"]) -> "TopKProbs":
+        return TopKProbs(torch.cat([p.values for p in parts]), torch.cat([p.indices for p in parts]), parts[0].num_classes)
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+    def __getitem__(self, index) -> torch.Tensor:
+        values = self.values[index].float()
+        dense = torch.zeros((values.shape[0], self.num_classes) + values.shape[2:])
+        dense.scatter_add_(1, self.indices[index].long(), values)  # padding slots add 0
+        return dense / dense.sum(dim=1, keepdim=True).clamp_min(1e-6)
+
+    @property
+    def hard(self) -> torch.Tensor:
+        return self.indices[:, 0]
+
+    @property
+    def nbytes(self) -> int:
+        return self.values.numel() * 2 + self.indices.numel()
+
+    def to_payload(self) -> dict:
+        return {"values": self.values, "indices": self.indices, "num_classes": self.num_classes}
 
 
 class PseudoLabelCache:
@@ -33,33 +84,67 @@ class PseudoLabelCache:
             return None  # unreadable: treat as absent and recompute
         return payload if isinstance(payload, dict) and payload.get("format") == FORMAT else None
 
-    def load(self, teacher_checkpoint: str | Path) -> torch.Tensor:
-        """The cached probabilities; an error if they are missing or were made by another teacher."""
+    @staticmethod
+    def _unpack(payload: dict) -> "PseudoLabels":
+        probs = payload["probs"]
+        if isinstance(probs, dict):
+            probs = TopKProbs(probs["values"], probs["indices"], probs["num_classes"])
+        return PseudoLabels(probs, payload.get("confidence"))
+
+    def load(self, teacher_checkpoint: str | Path) -> "PseudoLabels":
+        """The cached labels; an error if they are missing or were made by another teacher."""
         cached = self._read()
         if cached is None or cached["teacher_sha256"] != file_sha256(teacher_checkpoint):
             raise MkeError(f"pseudo labels {self.path} are missing or stale for teacher {teacher_checkpoint}")
-        return cached["probs"]
+        return self._unpack(cached)
 
-    def load_or_compute(self, teacher_checkpoint: str | Path,
-                        compute: Callable[[], torch.Tensor]) -> tuple[torch.Tensor, bool]:
-        """Return `(probs, computed)`: the cached probabilities if made by this teacher, else fresh ones."""
+    def load_or_compute(self, teacher_checkpoint: str | Path, compute: Callable[[], torch.Tensor],
+                        top_k: int = 0) -> tuple["PseudoLabels", bool]:
+        """Return `(labels, computed)`: the cached labels if made by this teacher, else fresh ones.
+
+        `compute` returns dense probabilities (classes in dim 1); with `top_k` > 0 they are stored
+        as `TopKProbs`, with the exact confidence weight ω kept beside them (fp16).
+        """
         teacher_sha = file_sha256(teacher_checkpoint)
         cached = self._read()
         if cached is not None and cached["teacher_sha256"] == teacher_sha:
-            return cached["probs"], False
+            return self._unpack(cached), False
         probs = compute()
         if probs.ndim < 2 or not torch.isfinite(probs).all():
             raise MkeError(f"teacher {teacher_checkpoint} produced invalid pseudo labels (shape {tuple(probs.shape)})")
-        payload = {"format": FORMAT, "teacher_sha256": teacher_sha, "probs": probs.contiguous()}
+        confidence = confidence_weight(probs).half()
+        stored = TopKProbs.from_probs(probs, top_k).to_payload() if top_k > 0 else probs.contiguous()
+        payload = {"format": FORMAT, "teacher_sha256": teacher_sha, "probs": stored, "confidence": confidence}
         with atomic_path(self.path) as tmp:
             torch.save(payload, tmp)
-        return probs, True
+        return self._unpack(payload), True
 
 
-def pseudo_targets(probs: torch.Tensor, kind: str, weighted: bool) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Targets and optional confidence weights from soft pseudo labels: `kind` is "soft" or "hard"."""
+class PseudoLabels:
+    """The teacher's soft labels on D_u (dense or top-k) and their confidence weight ω per element."""
+
+    def __init__(self, probs: "torch.Tensor | TopKProbs", confidence: torch.Tensor | None = None):
+        self.probs = probs
+        self.confidence = confidence
+
+    def __len__(self) -> int:
+        return len(self.probs)
+
+    @property
+    def nbytes_per_sample(self) -> int:
+        probs = self.probs.nbytes if isinstance(self.probs, TopKProbs) else self.probs.numel() * self.probs.element_size()
+        conf = 0 if self.confidence is None else self.confidence.numel() * 2
+        return (probs + conf) // max(1, len(self))
+
+
+def pseudo_targets(labels: PseudoLabels, kind: str, weighted: bool):
+    """Targets and optional confidence weights ω for training: `kind` is "soft" or "hard"."""
     if kind not in ("soft", "hard"):
         raise MkeError(f"pseudo_labels.kind must be 'soft' or 'hard', got {kind!r}")
-    weights = confidence_weight(probs) if weighted else None
-    targets = probs if kind == "soft" else probs.argmax(dim=1)
-    return targets, weights
+    probs = labels.probs
+    weights = None
+    if weighted:
+        weights = labels.confidence.float() if labels.confidence is not None else confidence_weight(probs[:])
+    if kind == "soft":
+        return probs, weights
+    return (probs.hard if isinstance(probs, TopKProbs) else probs.argmax(dim=1).to(torch.uint8)), weights

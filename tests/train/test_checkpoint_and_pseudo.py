@@ -1,11 +1,9 @@
-import pickle
-
 import pytest
 import torch
 
 from mke.runtime.errors import MkeError
 from mke.train.checkpoint import load_checkpoint, save_checkpoint
-from mke.train.pseudo import PseudoLabelCache, pseudo_targets
+from mke.train.pseudo import PseudoLabelCache, PseudoLabels, TopKProbs, pseudo_targets
 
 
 def _model(seed: int) -> torch.nn.Module:
@@ -38,9 +36,9 @@ def test_truncated_and_foreign_checkpoints_give_clear_errors(tmp_path):
 def test_failed_save_leaves_no_file(tmp_path):
     class Broken(torch.nn.Module):
         def state_dict(self, *a, **k):
-            return {"x": lambda: 0}  # a lambda cannot be pickled
+            return {"x": (i for i in ())}  # a generator cannot be pickled
 
-    with pytest.raises(pickle.PicklingError):
+    with pytest.raises(TypeError, match="pickle"):
         save_checkpoint(tmp_path / "b.pt", Broken(), {})
     assert list(tmp_path.iterdir()) == []
 
@@ -58,8 +56,8 @@ def test_pseudo_labels_are_cached_and_invalidated_by_a_new_teacher(tmp_path):
     first, computed = cache.load_or_compute(teacher, compute)
     assert computed and len(calls) == 1
     again, computed = cache.load_or_compute(teacher, compute)
-    assert not computed and len(calls) == 1 and torch.equal(first, again)
-    assert torch.equal(cache.load(teacher), first)
+    assert not computed and len(calls) == 1 and torch.equal(first.probs, again.probs)
+    assert torch.equal(cache.load(teacher).probs, first.probs)
 
     save_checkpoint(teacher, _model(1), {})  # retrained teacher: other bytes
     with pytest.raises(MkeError, match="stale"):
@@ -72,15 +70,43 @@ def test_corrupt_pseudo_label_file_is_recomputed(tmp_path):
     teacher = tmp_path / "teacher.pt"
     save_checkpoint(teacher, _model(0), {})
     (tmp_path / "pl.pt").write_bytes(b"garbage")
-    probs, computed = PseudoLabelCache(tmp_path / "pl.pt").load_or_compute(teacher, lambda: torch.full((2, 2), 0.5))
-    assert computed and probs.shape == (2, 2)
+    labels, computed = PseudoLabelCache(tmp_path / "pl.pt").load_or_compute(teacher, lambda: torch.full((2, 2), 0.5))
+    assert computed and labels.probs.shape == (2, 2)
 
 
 def test_pseudo_targets_soft_hard_and_weights():
     probs = torch.tensor([[0.9, 0.1], [0.5, 0.5]])
-    hard, none = pseudo_targets(probs, "hard", weighted=False)
+    labels = PseudoLabels(probs)
+    hard, none = pseudo_targets(labels, "hard", weighted=False)
     assert hard.tolist() == [0, 0] and none is None
-    soft, w = pseudo_targets(probs, "soft", weighted=True)
+    soft, w = pseudo_targets(labels, "soft", weighted=True)
     assert torch.equal(soft, probs) and w[0] > 0.5 and w[1] == pytest.approx(0.0, abs=1e-6)
     with pytest.raises(MkeError, match="'soft' or 'hard'"):
-        pseudo_targets(probs, "medium", weighted=False)
+        pseudo_targets(labels, "medium", weighted=False)
+
+
+def test_top_k_storage_is_compact_and_keeps_the_labels_and_exact_confidence(tmp_path):
+    teacher = tmp_path / "teacher.pt"
+    save_checkpoint(teacher, _model(0), {})
+    torch.manual_seed(0)
+    probs = torch.softmax(3 * torch.randn(6, 8, 12, 16), dim=1)  # 6 frames, 8 classes, 12×16 pixels
+    dense, _ = PseudoLabelCache(tmp_path / "dense.pt").load_or_compute(teacher, lambda: probs)
+    compact, _ = PseudoLabelCache(tmp_path / "topk.pt").load_or_compute(teacher, lambda: probs, top_k=2)
+    assert isinstance(compact.probs, TopKProbs)
+    assert compact.nbytes_per_sample * 3 < dense.nbytes_per_sample
+    # the same hard labels, the exact confidence weights, and soft labels close to the teacher's
+    assert torch.equal(pseudo_targets(compact, "hard", False)[0], pseudo_targets(dense, "hard", False)[0])
+    assert torch.allclose(pseudo_targets(compact, "soft", True)[1], pseudo_targets(dense, "soft", True)[1], atol=2e-3)
+    soft = compact.probs[torch.arange(6)]
+    assert soft.shape == probs.shape and torch.allclose(soft.sum(1), torch.ones(6, 12, 16), atol=1e-3)
+    assert (soft.argmax(1) == probs.argmax(1)).all()
+    # survives a reload from disk
+    reloaded = PseudoLabelCache(tmp_path / "topk.pt").load(teacher)
+    assert torch.equal(reloaded.probs.indices, compact.probs.indices)
+
+
+def test_one_hot_top_k_labels_give_no_mass_to_ignored_pixels():
+    labels = torch.tensor([[[0, 3], [255, 1]]])
+    dense = TopKProbs.from_labels(labels, 2, 4)[torch.arange(1)]
+    assert dense[0, :, 0, 0].tolist() == [1, 0, 0, 0]
+    assert dense[0, :, 1, 0].sum() == 0

@@ -1,0 +1,123 @@
+"""The deterministic preprocessing of every model input, written once.
+
+Training, INT8 calibration and the robot all call these functions on the raw sensor arrays, so
+what a model sees live is exactly what it was trained on (train/serve skew is the classic bug of
+this kind of system). Training adds only random augmentation on top. Parameters are plain dicts,
+stored per input in the model spec (`InputSpec.preprocess`); each carries its `kind`.
+
+Raw inputs: RGB as uint8 (H, W, 3) in RGB order; depth as uint16 (H, W) in millimetres with
+0 = invalid (the RealSense convention). Outputs are float32, channels first, no batch dimension.
+"""
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from mke.runtime.errors import MkeError
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+def _resize(img: np.ndarray, size: tuple[int, int] | list[int] | None, nearest: bool) -> np.ndarray:
+    if size is None or tuple(img.shape[:2]) == (int(size[0]), int(size[1])):
+        return img
+    import cv2
+
+    interp = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA if img.shape[0] > size[0] else cv2.INTER_LINEAR
+    return cv2.resize(img, (int(size[1]), int(size[0])), interpolation=interp)
+
+
+def preprocess_rgb(rgb: np.ndarray, params: dict) -> np.ndarray:
+    """uint8 (H, W, 3) RGB → float32 (3, h, w): resized to params["size"] = [h, w], scaled to 0–1, normalised."""
+    if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
+        raise MkeError(f"RGB input must be uint8 (H, W, 3), got {rgb.dtype} {tuple(rgb.shape)}")
+    img = _resize(rgb, params.get("size"), nearest=False).astype(np.float32) * (1.0 / 255.0)
+    mean = np.asarray(params.get("mean", IMAGENET_MEAN), np.float32)
+    std = np.asarray(params.get("std", IMAGENET_STD), np.float32)
+    return np.ascontiguousarray(((img - mean) / std).transpose(2, 0, 1))
+
+
+def check_depth(depth_mm: np.ndarray, source: str = "depth input") -> None:
+    if depth_mm.dtype != np.uint16 or depth_mm.ndim != 2:
+        raise MkeError(f"{source} must be uint16 millimetres (H, W), got {depth_mm.dtype} {tuple(depth_mm.shape)}")
+
+
+def preprocess_depth(depth_mm: np.ndarray, params: dict, intrinsics: dict | None = None,
+                     up: np.ndarray | None = None) -> np.ndarray:
+    """uint16 mm (H, W) → float32 (C, h, w) by params["encoding"].
+
+    "metric" (C = 1, the default, what runs live): metres clipped to `max_m`, normalised with
+    `mean`/`std` (in metres); invalid pixels become 0 after normalisation.
+    "hha" (C = 3, the paper's): horizontal disparity, height above the lowest point, angle to
+    gravity (see `hha_encode`); needs the colour intrinsics, and `up` when the camera is tilted.
+    """
+    check_depth(depth_mm)
+    depth = _resize(depth_mm, params.get("size"), nearest=True)
+    metres = depth.astype(np.float32) * 0.001
+    max_m = float(params.get("max_m", 10.0))
+    valid = (metres > 0) & (metres <= max_m)
+    encoding = params.get("encoding", "metric")
+    if encoding == "metric":
+        out = np.where(valid, (metres - float(params.get("mean", 0.0))) / float(params.get("std", 1.0)), 0.0)
+        return out.astype(np.float32)[None]
+    if encoding == "hha":
+        if intrinsics is None:
+            raise MkeError("HHA depth encoding needs the camera intrinsics (fx, fy, cx, cy)")
+        scale_x = depth.shape[1] / depth_mm.shape[1]
+        scale_y = depth.shape[0] / depth_mm.shape[0]
+        k = {"fx": intrinsics["fx"] * scale_x, "fy": intrinsics["fy"] * scale_y,
+             "cx": intrinsics["cx"] * scale_x, "cy": intrinsics["cy"] * scale_y}
+        hha = hha_encode(np.where(valid, metres, 0.0), k, up)
+        mean = np.asarray(params.get("mean", (0.0, 0.0, 0.0)), np.float32)[:, None, None]
+        std = np.asarray(params.get("std", (1.0, 1.0, 1.0)), np.float32)[:, None, None]
+        return ((hha - mean) / std * valid[None]).astype(np.float32)
+    raise MkeError(f"depth encoding {encoding!r} is not one of metric, hha")
+
+
+def hha_encode(metres: np.ndarray, k: dict, up: np.ndarray | None = None) -> np.ndarray:
+    """HHA (Gupta et al., ECCV 2014), vectorised: float32 (3, H, W) with channels
+
+    0: horizontal disparity 1/z in 1/m; 1: height above the lowest valid point in m; 2: angle between
+    the surface normal and "up", in degrees / 90 (0 = facing up, 1 = vertical, 2 = facing down).
+    `up` is gravity's opposite in camera coordinates (x right, y down, z forward); the default
+    (0, −1, 0) assumes a level camera — pass the camera pose's rotation or an IMU reading otherwise.
+    Gupta's method estimates gravity iteratively; a robot knows it, so this takes it as given.
+    """
+    h, w = metres.shape
+    up = np.array([0.0, -1.0, 0.0]) if up is None else np.asarray(up, np.float64)
+    up = up / np.linalg.norm(up)
+    u = np.arange(w, dtype=np.float32)[None, :]
+    v = np.arange(h, dtype=np.float32)[:, None]
+    z = metres.astype(np.float32)
+    pts = np.stack([(u - k["cx"]) * z / k["fx"], (v - k["cy"]) * z / k["fy"], z], axis=-1)
+    valid = z > 0
+    d_u = np.gradient(pts, axis=1)
+    d_v = np.gradient(pts, axis=0)
+    normal = np.cross(d_u, d_v)
+    normal /= np.linalg.norm(normal, axis=-1, keepdims=True).clip(1e-9)
+    normal *= -np.sign(normal[..., 2:3] + 1e-12)  # normals face the camera
+    height = pts @ up.astype(np.float32)
+    floor = np.percentile(height[valid], 1) if valid.any() else 0.0
+    angle = np.degrees(np.arccos(np.clip(normal @ up.astype(np.float32), -1.0, 1.0))) / 90.0
+    disparity = np.where(valid, 1.0 / np.where(valid, z, 1.0), 0.0)
+    hha = np.stack([disparity, np.where(valid, height - floor, 0.0), np.where(valid, angle, 0.0)])
+    return hha.astype(np.float32)
+
+
+def preprocess_vector(x: np.ndarray, params: dict) -> np.ndarray:
+    """float (D,) → float32 (D,), standardised with optional `mean`/`std`."""
+    x = np.asarray(x, np.float32)
+    return ((x - np.asarray(params.get("mean", 0.0), np.float32)) / np.asarray(params.get("std", 1.0), np.float32))
+
+
+PREPROCESSORS: dict[str, Callable] = {"rgb": preprocess_rgb, "depth": preprocess_depth, "vector": preprocess_vector}
+
+
+def preprocessor(params: dict) -> Callable:
+    """The function for an input's preprocessing parameters (by their `kind`)."""
+    kind = params.get("kind")
+    if kind not in PREPROCESSORS:
+        raise MkeError(f"preprocessing kind {kind!r} is not one of {', '.join(PREPROCESSORS)}")
+    return PREPROCESSORS[kind]

@@ -1,0 +1,1 @@
+"""Live and recorded sensor sources: RealSense RGB-D, camera, microphone. Torch-free."""
