@@ -22,10 +22,10 @@ def score_predictions(kind: str, preds: torch.Tensor, targets: torch.Tensor, num
     """Accuracy or mIoU (in %) of predicted class ids against true ones."""
     preds, targets = preds.long(), targets.long()
     if kind == "classification":
-        return 100.0 * float(multiclass_accuracy(preds, targets, num_classes, average="micro"))
+        return round(100.0 * float(multiclass_accuracy(preds, targets, num_classes, average="micro")), 4)
     if kind == "segmentation":
-        return 100.0 * float(multiclass_jaccard_index(preds, targets, num_classes, average="macro",
-                                                      ignore_index=IGNORE_INDEX))
+        return round(100.0 * float(multiclass_jaccard_index(preds, targets, num_classes, average="macro",
+                                                            ignore_index=IGNORE_INDEX)), 4)
     raise ValueError(f"no metric of predicted class ids for task kind {kind!r}")
 
 
@@ -33,4 +33,4 @@ def per_class_iou(preds: torch.Tensor, targets: torch.Tensor, num_classes: int) 
     """IoU of each class in %, NaN where a class appears in neither predictions nor truth."""
     ious = multiclass_jaccard_index(preds.long(), targets.long(), num_classes, average="none",
                                     ignore_index=IGNORE_INDEX, zero_division=float("nan"))
-    return [100.0 * float(v) for v in ious]
+    return [round(100.0 * float(v), 4) for v in ious]

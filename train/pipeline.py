@@ -33,7 +33,7 @@ from mke.train.data import MKEData, Split
 from mke.train.fit import fit, predict
 from mke.train.losses import IGNORE_INDEX
 from mke.train.methods import NO_REG, TEACHER, Method, StudentJob, plan_students
-from mke.train.metrics import score, score_predictions
+from mke.train.metrics import per_class_iou, score, score_predictions
 from mke.train.pseudo import PseudoLabelCache, PseudoLabels, TopKProbs, pseudo_targets
 from mke.train.tasks import get_task
 
@@ -109,20 +109,32 @@ def _modalities(method: Method, data: MKEData) -> tuple[str, ...]:
     return (data.alpha,) if method.modalities == "alpha" else (data.alpha, data.beta)
 
 
-def _meta(cfg: dict, method: Method, role: str, mods: tuple, reg, seed: int) -> dict:
+def _meta(cfg: dict, data: MKEData, method: Method, role: str, mods: tuple, reg, seed: int) -> dict:
     return {"task": cfg["task"], "method": method.name, "role": role, "modalities": list(mods),
-            "regularization": {"kind": reg.kind, "strength": reg.strength}, "seed": seed}
+            "classes": list(data.class_names), "regularization": {"kind": reg.kind, "strength": reg.strength},
+            "seed": seed}
 
 
 def load_model(cfg: dict, task, path: Path) -> tuple[torch.nn.Module, dict]:
     """Rebuild a model of this run from its checkpoint (regularization off: it is for inference)."""
     state, meta = load_checkpoint(path)
+    if meta.get("task") != cfg["task"]:
+        raise MkeError(f"checkpoint {path} is of task {meta.get('task')!r}, not {cfg['task']!r}")
     model = task.build_model(cfg, meta["role"], tuple(meta["modalities"]), NO_REG)
     try:
         model.load_state_dict(state)
     except RuntimeError as exc:
         raise MkeError(f"checkpoint {path} does not fit the model the config builds: {exc}") from None
     return model.eval(), meta
+
+
+def evaluate(task, model: torch.nn.Module, data: MKEData, mods: tuple[str, ...], device: str) -> dict:
+    """The task metric on the test split, plus per-class IoU for segmentation."""
+    logits = predict(model, data.test.select(mods), batch_size=32, device=device)
+    out = {"value": score(task.kind, logits, data.test.targets)}
+    if task.kind == "segmentation":
+        out["per_class"] = per_class_iou(logits.argmax(1), data.test.targets, data.num_classes)
+    return out
 
 
 def _teacher_unit(cfg_json: str, root: str, seed: int) -> dict:
@@ -133,9 +145,8 @@ def _teacher_unit(cfg_json: str, root: str, seed: int) -> dict:
     model = task.build_model(cfg, "teacher", mods, NO_REG)
     fit(model, data.labeled.select(mods), cfg["teacher"]["optim"], NO_REG, seed=seed, task=task,
         device=cfg["device"], class_weight=task.class_weight(cfg, data))
-    save_checkpoint(run.teacher(seed), model, _meta(cfg, TEACHER, "teacher", mods, NO_REG, seed))
-    value = score(task.kind, predict(model, data.test.select(mods), device=cfg["device"]), data.test.targets)
-    result = {"seed": seed, "cells": [[TEACHER.name, "none", "none"]], "value": value,
+    save_checkpoint(run.teacher(seed), model, _meta(cfg, data, TEACHER, "teacher", mods, NO_REG, seed))
+    result = {"seed": seed, "cells": [[TEACHER.name, "none", "none"]], **evaluate(task, model, data, mods, cfg["device"]),
               "seconds": time.perf_counter() - start}
     write_json(run.teacher_result(seed), result)
     return result
@@ -153,7 +164,10 @@ def _pseudo_unit(cfg_json: str, root: str, seed: int) -> dict:
             return previous
         except MkeError:
             pass  # the labels file is gone or stale: make it again
-    teacher, _ = load_model(cfg, task, run.teacher(seed))
+    teacher, meta = load_model(cfg, task, run.teacher(seed))
+    if len(meta["classes"]) != data.num_classes:
+        raise MkeError(f"teacher {run.teacher(seed)} predicts {len(meta['classes'])} classes but the data has "
+                       f"{data.num_classes} ({', '.join(data.class_names[:5])} …)")
     unlabeled_alpha = data.unlabeled.select((data.alpha,))
     batch = cfg["pseudo_labels"].get("batch_size", 0)
 
@@ -212,9 +226,8 @@ def _student_unit(cfg_json: str, root: str, seed: int, job: StudentJob) -> dict:
     model = task.build_model(cfg, "student", mods, job.reg)
     fit(model, split, cfg["student"]["optim"], job.reg, seed=seed, task=task, device=cfg["device"],
         class_weight=task.class_weight(cfg, data))
-    save_checkpoint(run.student(seed, job.slug), model, _meta(cfg, job.method, "student", mods, job.reg, seed))
-    value = score(task.kind, predict(model, data.test.select(mods), device=cfg["device"]), data.test.targets)
-    result = {"seed": seed, "cells": [list(c) for c in job.cells], "value": value,
+    save_checkpoint(run.student(seed, job.slug), model, _meta(cfg, data, job.method, "student", mods, job.reg, seed))
+    result = {"seed": seed, "cells": [list(c) for c in job.cells], **evaluate(task, model, data, mods, cfg["device"]),
               "teacher_sha256": file_sha256(run.teacher(seed)), "seconds": time.perf_counter() - start}
     write_json(run.student_result(seed, job.slug), result)
     return result
@@ -320,7 +333,7 @@ def run_mke(cfg: dict, root: str | Path, *, fresh: bool = False, progress: bool 
         stages.close()
     report_start = time.perf_counter()
     _, _, data = _context(cfg_json)
-    metrics = collect_metrics(cfg, task, run, seeds, jobs)
+    metrics = collect_metrics(cfg, task, run, seeds, jobs, data.class_names)
     metrics["timing_s"] = {**{k: round(v, 2) for k, v in stages.timing.items()}}
     figures = write_report(cfg, task, run, data, metrics)
     metrics["timing_s"]["report"] = round(time.perf_counter() - report_start, 2)
@@ -330,11 +343,18 @@ def run_mke(cfg: dict, root: str | Path, *, fresh: bool = False, progress: bool 
     return metrics
 
 
-def collect_metrics(cfg: dict, task, run: RunDir, seeds: list[int], jobs: list[StudentJob]) -> dict:
+def _nanmean(values: list[float]) -> float | None:
+    finite = [v for v in values if v == v]
+    return sum(finite) / len(finite) if finite else None
+
+
+def collect_metrics(cfg: dict, task, run: RunDir, seeds: list[int], jobs: list[StudentJob],
+                    class_names: list[str]) -> dict:
     """Mean, std and per-seed values of every (method, regularization, strength) cell."""
     import statistics
 
     cells: dict[tuple, list[float]] = {}
+    per_class: dict[tuple, list[list[float]]] = {}
     files = [run.teacher_result(s) for s in seeds] + [run.student_result(s, j.slug) for s in seeds for j in jobs]
     for path in files:
         result = read_json(path)
@@ -342,12 +362,18 @@ def collect_metrics(cfg: dict, task, run: RunDir, seeds: list[int], jobs: list[S
             raise MkeError(f"result {path} is missing or unreadable; rerun the same command to finish the run")
         for cell in result["cells"]:
             cells.setdefault(tuple(cell), []).append(result["value"])
+            if "per_class" in result:
+                per_class.setdefault(tuple(cell), []).append(result["per_class"])
     results = []
     for (method, reg, strength), values in cells.items():
-        results.append({"method": method, "regularization": reg, "strength": strength,
-                        "mean": statistics.fmean(values),
-                        "std": statistics.stdev(values) if len(values) > 1 else 0.0,
-                        "per_seed": values})
+        entry = {"method": method, "regularization": reg, "strength": strength,
+                 "mean": statistics.fmean(values),
+                 "std": statistics.stdev(values) if len(values) > 1 else 0.0,
+                 "per_seed": values}
+        if (method, reg, strength) in per_class:
+            rows = per_class[(method, reg, strength)]
+            entry["per_class_iou"] = {name: _nanmean([r[i] for r in rows]) for i, name in enumerate(class_names)}
+        results.append(entry)
     pseudo = [read_json(run.pseudo_result(s)) or {} for s in seeds]
     pl_acc = [p["score_on_unlabeled"] for p in pseudo if "score_on_unlabeled" in p]
     return {

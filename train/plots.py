@@ -6,6 +6,7 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
+import matplotlib.patches  # noqa: E402
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
@@ -74,7 +75,7 @@ def twomoon_decision_boundaries(run, task, data) -> Path:
     from mke.train.pseudo import PseudoLabelCache, pseudo_targets
 
     cfg = yaml.safe_load(run.config.read_text())
-    seed = cfg["report"]["decision_boundary_seed"] % cfg["seeds"]
+    seed = cfg["report"]["example_seed"] % cfg["seeds"]
     h = cfg["report"]["headline"]
 
     def student_path(method):
@@ -114,3 +115,63 @@ def twomoon_decision_boundaries(run, task, data) -> Path:
         ax.set_xlabel("x (modality α)"); ax.set_ylabel("y (modality β)")
     fig.suptitle(f"TwoMoon, seed {seed}, {h['regularization']} ({h['strength']}); test points coloured by truth", fontsize=9)
     return _save(fig, run.figures_dir / "decision_boundaries.png")
+
+
+def segmentation_examples(run, task, data) -> Path:
+    """Test frames: RGB, depth, teacher, UM student, MM student (headline setting) and ground truth."""
+    import yaml
+
+    from mke.train.pipeline import load_model, read_json
+
+    cfg = yaml.safe_load(run.config.read_text())
+    seed = cfg["report"]["example_seed"] % cfg["seeds"]
+    h = cfg["report"]["headline"]
+    n = min(cfg["report"].get("examples", 4), len(data.test))
+    index = torch.linspace(0, len(data.test) - 1, n).long()
+    frames = data.test.take(index)
+    palette = np.array(task.class_colors, np.uint8)
+
+    def colour(labels: torch.Tensor) -> np.ndarray:
+        lab = labels.numpy()
+        out = np.zeros(lab.shape + (3,), np.uint8)
+        valid = lab < len(palette)
+        out[valid] = palette[lab[valid]]
+        return out
+
+    columns = [("RGB", None), ("depth", None), ("UM teacher", run.teacher(seed))]
+    for method in ("UM student", "MM student"):
+        for p in sorted((run.seed_dir(seed) / "students").glob("*.json")):
+            if [method, h["regularization"], h["strength"]] in read_json(p)["cells"]:
+                columns.append((method, p.with_suffix(".pt")))
+                break
+    columns.append(("ground truth", None))
+    mean = np.asarray(cfg["preprocess"]["rgb"].get("mean", (0.485, 0.456, 0.406)))
+    std = np.asarray(cfg["preprocess"]["rgb"].get("std", (0.229, 0.224, 0.225)))
+    fig, axes = plt.subplots(n, len(columns), figsize=(2.2 * len(columns), 1.75 * n), squeeze=False)
+    preds = {}
+    for title, path in columns:
+        if path is not None:
+            model, meta = load_model(cfg, task, path)
+            with torch.no_grad():
+                preds[title] = model(**{m: frames.inputs[m] for m in meta["modalities"]}).argmax(1)
+    for row in range(n):
+        for col, (title, _) in enumerate(columns):
+            ax = axes[row][col]
+            if title == "RGB":
+                img = (frames.inputs["rgb"][row].numpy().transpose(1, 2, 0) * std + mean).clip(0, 1)
+                ax.imshow(img)
+            elif title == "depth":
+                ax.imshow(frames.inputs["depth"][row, 0].numpy(), cmap="viridis")
+            elif title == "ground truth":
+                ax.imshow(colour(frames.targets[row]))
+            else:
+                ax.imshow(colour(preds[title][row]))
+            ax.set_xticks([]); ax.set_yticks([])
+            if row == 0:
+                ax.set_title(title, fontsize=8)
+    handles = [matplotlib.patches.Patch(color=np.array(c) / 255, label=name)
+               for name, c in zip(task.class_names, task.class_colors)]
+    fig.legend(handles=handles, loc="lower center", ncol=min(8, len(handles)), fontsize=7, frameon=False)
+    fig.suptitle(f"{task.title}: test frames, seed {seed}", fontsize=9)
+    fig.tight_layout(rect=(0, 0.05, 1, 0.97))
+    return _save(fig, run.figures_dir / "examples.png")

@@ -193,7 +193,8 @@ def write_recording(
     if not (isinstance(fps, int) and fps > 0):
         raise MkeError(f"fps must be a positive integer, got {fps!r}")
     if not (isinstance(depth_units, (int, float)) and 0 < depth_units < 1):
-        raise MkeError(f"depth_units is in metres per depth unit (0.001 for millimetres), got {depth_units!r}")
+        raise MkeError("depth_units is in metres per depth unit (0.001 for millimetres), "
+                       f"got {depth_units!r}")
 
     pairs = iter(frames)
     first = next(pairs, None)
@@ -229,8 +230,9 @@ def _check_pair(pair: Any, index: int, color: Intrinsics, depth_hw: tuple[int, i
     if not (isinstance(pair, (tuple, list)) and len(pair) == 2):
         raise MkeError(f"frame {index}: expected an (rgb, depth) pair, got {type(pair).__name__}")
     rgb, depth = pair
-    if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.shape == (color.height, color.width, 3)):
-        raise MkeError(f"frame {index}: rgb must be uint8 of shape {(color.height, color.width, 3)} "
+    rgb_shape = (color.height, color.width, 3)
+    if not (isinstance(rgb, np.ndarray) and rgb.dtype == np.uint8 and rgb.shape == rgb_shape):
+        raise MkeError(f"frame {index}: rgb must be uint8 of shape {rgb_shape} "
                        f"(color_intrinsics), got {getattr(rgb, 'dtype', type(rgb).__name__)} "
                        f"{getattr(rgb, 'shape', '')}")
     if not (isinstance(depth, np.ndarray) and depth.dtype == np.uint16 and depth.ndim == 2):
@@ -275,7 +277,8 @@ def _record(rs, tmp: Path, target: Path, pairs: Iterator, color: Intrinsics, dep
     try:
         recorder = rs.recorder(str(tmp), device, bool(compress))
     except RuntimeError as exc:
-        hint = " (this SDK records ROS2 .db3 files: name the recording *.db3)" if target.suffix != ".db3" else ""
+        hint = (" (this SDK records ROS2 .db3 files: name the recording *.db3)"
+                if target.suffix != ".db3" else "")
         raise MkeError(f"cannot record {target}: pyrealsense2 {getattr(rs, '__version__', '?')} "
                        f"says: {exc}{hint}") from exc
     # The recorder taps frames before the sink; a one-slot queue keeps Python out of the SDK thread.

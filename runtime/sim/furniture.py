@@ -206,7 +206,7 @@ def sofa(rng: np.random.Generator) -> Piece:
 
 def bin_(rng: np.random.Generator) -> Piece:
     u = rng.uniform
-    r, h = u(0.13, 0.26), u(0.3, 0.75)
+    r, h = u(0.15, 0.3), u(0.35, 0.8)
     p = Piece(BIN, (r, r))
     kind = rng.choice(["plain", "pot", "barrel"])
     if kind == "plain":

@@ -149,6 +149,10 @@ def test_recording_row_without_the_reader_names_what_is_missing(data):
     with pytest.raises(MkeError, match=r"r\.jsonl line 1: reading the RealSense recording .*robot\.db3 needs "
                                        r"mke\.runtime\.sensors\.realsense_recording"):
         Manifest.read(write(data / "r.jsonl", '{"recording": "robot.db3", "every": 2}\n'))
+
+
+def test_recording_rows_need_a_whole_every(data):
+    (data / "robot.db3").write_bytes(b"\0")
     with pytest.raises(MkeError, match=r"e\.jsonl line 1: every must be a whole number >= 1"):
         Manifest.read(write(data / "e.jsonl", '{"recording": "robot.db3", "every": 0}\n'))
 
@@ -166,7 +170,8 @@ def test_recording_rows_become_samples(data):
         pytest.skip(f"{RECORDING_MODULE} has no write_recording to make a fixture with")
     frames = [Frame(rgb_image(k), depth_mm_image(k)) for k in range(5)]
     rec.write_recording(data / "robot.db3", frames,
-                        color_intrinsics={"fx": 6.0, "fy": 6.0, "ppx": W / 2, "ppy": H / 2})
+                        color_intrinsics={"width": W, "height": H, "fx": 6.0, "fy": 6.0,
+                                          "ppx": W / 2, "ppy": H / 2})
     path = write(data / "r.jsonl", '{"recording": "robot.db3", "every": 2}\n'
                                    '{"rgb": "frames/0.png", "depth": "frames/0_depth.png"}\n')
     m = Manifest.read(path, cache_dir=data / "cache")
@@ -174,5 +179,6 @@ def test_recording_rows_become_samples(data):
     for i, k in enumerate((0, 2, 4)):
         rgb, depth, mask = m[i]
         np.testing.assert_array_equal(rgb, rgb_image(k))
-        assert depth.shape == (H, W) and depth.dtype == np.float32 and mask is None
+        assert depth.dtype == np.float32 and mask is None
+        np.testing.assert_array_equal(np.round(depth * 1000), depth_mm_image(k))   # aligned, same lens
     assert len(Manifest.read(path, cache_dir=data / "cache")) == 4  # second read reuses the cache

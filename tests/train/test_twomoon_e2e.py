@@ -8,13 +8,12 @@ from mke.train.report import find
 
 @pytest.mark.slow
 def test_mm_student_expands_the_teachers_knowledge(tmp_path):
+    strong = resolve_config("twomoon", None, [])["regularization"]["settings"]["input_noise"]["strong"]
     cfg = resolve_config("twomoon", None, [
-        "seeds=3", "workers=1",
+        "seeds=3", "workers=1", "regularization.with_none=false",
         "methods=[UM teacher, UM student, MM student (no reg), MM student, MM student (sup)]",
-        "regularization.settings={input_noise: {strong: 1.0}}",
+        f"regularization.settings={{input_noise: {{strong: {strong}}}}}",  # the shipped strong strength
     ])
-    cfg["regularization"]["settings"]["input_noise"]["strong"] = resolve_config("twomoon", None, [])[
-        "regularization"]["settings"]["input_noise"]["strong"]  # the shipped strong strength
     metrics = run_mke(cfg, tmp_path / "run", progress=False)
 
     def mean(method, reg="input_noise", strength="strong"):

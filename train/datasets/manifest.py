@@ -358,14 +358,24 @@ def _extract_recording(recording: Path, every: int, origin: str, folder: Path) -
         raise MkeError(f"{origin}: reading the RealSense recording {recording} needs "
                        "mke.runtime.sensors.realsense_recording and pyrealsense2 "
                        f"(pip install 'mke-edge[sensors]'): {e}") from e
-    cv2 = cv2_module()
     try:
         folder.mkdir(parents=True, exist_ok=True)
     except OSError as e:
         raise MkeError(f"{origin}: cannot create the frame cache {folder} for recording {recording} "
                        f"({e}); pass cache_dir= a writable folder") from e
+    try:
+        return _write_frames(read_recording(recording, every=every, align_to_color=True, real_time=False),
+                             recording, every, origin, folder)
+    except MkeError as e:
+        if str(e).startswith(origin):
+            raise
+        raise MkeError(f"{origin}: recording {recording}: {e}") from e
+
+
+def _write_frames(frames, recording: Path, every: int, origin: str, folder: Path) -> int:
+    cv2 = cv2_module()
     count = 0
-    for frame in read_recording(recording, every=every, align_to_color=True, real_time=False):
+    for frame in frames:
         rgb, depth_mm = np.asarray(frame.rgb), np.asarray(frame.depth_mm)
         where = f"{origin}: recording {recording} frame {count * every}"
         if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
