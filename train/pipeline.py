@@ -315,6 +315,7 @@ def run_mke(cfg: dict, root: str | Path, *, fresh: bool = False, progress: bool 
         raise MkeError("seeds must be at least 1")
     jobs = plan_students(cfg["methods"], cfg["regularization"])
     started = time.perf_counter()
+    task.prepare(cfg, progress)
     stages = Stages(int(cfg["workers"]), progress)
     try:
         todo = [(cfg_json, str(run.root), s) for s in seeds

@@ -1,7 +1,10 @@
 """A simulated room in its own pybullet client, rendered as an RGB-D camera with labels."""
 from __future__ import annotations
 
+import ctypes
 import math
+import os
+import sys
 import tempfile
 import weakref
 import zlib
@@ -32,6 +35,23 @@ def _pybullet():
     return pybullet
 
 
+def _connect_quietly(p) -> int:
+    """p.connect(DIRECT) without the build-time line pybullet's C code prints to stdout (our stdout
+    carries the commands' own output)."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    try:
+        with open(os.devnull, "wb") as null:
+            os.dup2(null.fileno(), 1)
+            try:
+                return p.connect(p.DIRECT)
+            finally:
+                ctypes.CDLL(None).fflush(None)  # the line sits in C's stdout buffer until flushed
+    finally:
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
 @dataclass
 class Frame:
     """One RGB-D camera frame with per-pixel labels, aligned pixel for pixel."""
@@ -56,7 +76,7 @@ class World:
         p = _pybullet()
         self.layout = layout
         self._p = p
-        self._cid = p.connect(p.DIRECT)
+        self._cid = _connect_quietly(p)
         if self._cid < 0:
             raise MkeError("pybullet could not open another DIRECT client")
         self._finalizer = weakref.finalize(self, _disconnect, p, self._cid)
@@ -143,10 +163,10 @@ class World:
         return Frame(rgb=_camera_rgb(rgba[:, :, :3], rng, rgb_noise, exposure_jitter), depth=depth,
                      labels=labels, intrinsics=intr, pose=pose.copy())
 
-    def frames(self, n_frames: int, width: int = 160, height: int = 120, seed: int = 0,
+    def frames(self, n_frames: int, width: int = 160, height: int = 120, seed: int = 0, step: float = 0.08,
                **render_kwargs) -> Iterator[Frame]:
-        """Frames along `trajectory(n_frames, seed)`, each with its own reproducible noise."""
-        for k, pose in enumerate(self.trajectory(n_frames, seed)):
+        """Frames along `trajectory(n_frames, seed, step)`, each with its own reproducible noise."""
+        for k, pose in enumerate(self.trajectory(n_frames, seed, step)):
             rng = np.random.default_rng([self.seed, check_seed(seed), k, 11])
             yield self.render(pose, width, height, rng=rng, **render_kwargs)
 

@@ -13,9 +13,9 @@ from mke.train.tasks.base import Task
 
 TASKS: dict[str, str] = {
     "twomoon": "mke.train.tasks.twomoon:TwoMoonTask",
+    "rgbd": "mke.train.tasks.rgbd:RGBDTask",
 }
 PLANNED: dict[str, str] = {
-    "rgbd": "RGB-D segmentation on the built-in rendered data (issue #3)",
     "nyuv2": "NYU Depth V2 segmentation (issue #3)",
     "av": "audio-visual recognition on built-in data",
     "ravdess": "RAVDESS emotion recognition",

@@ -30,6 +30,10 @@ class Task(ABC):
     def metric(self) -> str:
         return KINDS[self.kind]
 
+    def prepare(self, cfg: dict, progress: bool) -> None:
+        """Make the data ready once, in the main process, before workers build their splits
+        (render or download and cache); nothing to do for data that is made in memory."""
+
     @abstractmethod
     def build_data(self, cfg: dict) -> MKEData:
         """The three splits, built deterministically from the config."""
