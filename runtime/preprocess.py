@@ -97,7 +97,8 @@ def hha_encode(metres: np.ndarray, k: dict, up: np.ndarray | None = None) -> np.
     d_v = np.gradient(pts, axis=0)
     normal = np.cross(d_u, d_v)
     normal /= np.linalg.norm(normal, axis=-1, keepdims=True).clip(1e-9)
-    normal *= -np.sign(normal[..., 2:3] + 1e-12)  # normals face the camera
+    facing_away = (normal * pts).sum(-1, keepdims=True) > 0
+    normal = np.where(facing_away, -normal, normal)  # orient every normal towards the camera
     height = pts @ up.astype(np.float32)
     floor = np.percentile(height[valid], 1) if valid.any() else 0.0
     angle = np.degrees(np.arccos(np.clip(normal @ up.astype(np.float32), -1.0, 1.0))) / 90.0

@@ -1,0 +1,86 @@
+"""The rgbd task on a tiny rendered data set: data honesty, the stages, the errors."""
+import json
+
+import numpy as np
+import pytest
+
+from mke.runtime.errors import MkeError
+from mke.train import pipeline
+from mke.train.checkpoint import load_checkpoint, save_checkpoint
+from mke.train.config import resolve_config
+from mke.train.datasets.builtin_rgbd import cache_dir, load_builtin_rgbd
+from mke.train.tasks.segmentation import FrameSet
+
+TINY = ["seeds=1", "workers=1", "data.width=64", "data.height=48",
+        "data.labeled={rooms: 2, frames: 6}", "data.unlabeled={rooms: 2, frames: 10}", "data.test={rooms: 1, frames: 4}",
+        "data.recording.frames=0", "preprocess.rgb.size=[48, 64]", "preprocess.depth.size=[48, 64]",
+        "teacher.optim.epochs=1", "student.optim.epochs=1", "teacher.optim.batch_size=4", "student.optim.batch_size=4",
+        "methods=[UM teacher, UM student, NOISY student, MM student]"]
+
+
+@pytest.fixture(scope="module")
+def tiny_cfg(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    return resolve_config("rgbd", None, TINY + [f"data.cache_dir={root}"])
+
+
+def test_rendered_splits_have_the_mke_shape_and_are_cached(tiny_cfg):
+    frames = load_builtin_rgbd(tiny_cfg["data"], progress=False)
+    assert frames["labeled"].depth_mm is None  # the teacher's data is RGB only
+    assert frames["unlabeled"].depth_mm.dtype == np.uint16 and frames["test"].labels.dtype == np.uint8
+    assert [len(frames[s]) for s in ("labeled", "unlabeled", "test")] == [6, 10, 4]
+    folder = cache_dir(tiny_cfg["data"])
+    stamp = (folder / "unlabeled.npz").stat().st_mtime_ns
+    again = load_builtin_rgbd(tiny_cfg["data"], progress=False)
+    assert (folder / "unlabeled.npz").stat().st_mtime_ns == stamp  # read from the cache, not rendered again
+    assert np.array_equal(again["test"].rgb, frames["test"].rgb)
+
+
+def test_pipeline_runs_and_reports_per_class_iou(tiny_cfg, tmp_path):
+    metrics = pipeline.run_mke(tiny_cfg, tmp_path / "run", progress=False)
+    assert metrics["metric"] == "miou"
+    teacher = next(r for r in metrics["results"] if r["method"] == "UM teacher")
+    assert set(teacher["per_class_iou"]) == {"floor", "wall", "table", "chair", "cabinet", "sofa", "bin"}
+    noisy = next(r for r in metrics["results"] if r["method"] == "NOISY student")
+    assert (noisy["regularization"], noisy["strength"]) == ("augment", "default")
+    assert metrics["pseudo_labels"]["bytes_per_sample"] < 48 * 64 * 7 * 4 / 3  # top-2 storage, not dense fp32
+    assert (tmp_path / "run" / "figures" / "examples.png").stat().st_size > 5000
+
+
+def test_teacher_with_another_class_count_is_refused(tiny_cfg, tmp_path):
+    root = tmp_path / "run"
+    pipeline.run_mke(tiny_cfg, root, progress=False)
+    teacher = root / "seed0" / "teacher.pt"
+    state, meta = load_checkpoint(teacher)
+    meta["classes"] = ["a", "b", "c"]
+
+    class Holder:
+        def state_dict(self):
+            return state
+
+    save_checkpoint(teacher, Holder(), meta)
+    with pytest.raises(MkeError, match="predicts 3 classes but the data has 7"):
+        pipeline.run_mke(tiny_cfg, root, progress=False)
+
+
+def test_bad_frames_are_named():
+    rgb = np.zeros((2, 8, 8, 3), np.uint8)
+    with pytest.raises(MkeError, match="unlabeled: depth must be uint16 millimetres, got float32"):
+        FrameSet(rgb, depth_mm=np.zeros((2, 8, 8), np.float32), name="unlabeled")
+    with pytest.raises(MkeError, match=r"test: depth is \(8, 6\) but RGB is \(8, 8\)"):
+        FrameSet(rgb, depth_mm=np.zeros((2, 8, 6), np.uint16), name="test")
+    with pytest.raises(MkeError, match="labels are"):
+        FrameSet(rgb, labels=np.zeros((2, 4, 4), np.uint8), name="labeled")
+
+
+def test_labels_beyond_the_class_list_are_refused(tiny_cfg):
+    from mke.train.tasks.rgbd import RGBDTask
+
+    class Broken(RGBDTask):
+        def load_frames(self, cfg):
+            frames = super().load_frames(cfg)
+            frames["test"].labels[0, 0, 0] = 9
+            return frames
+
+    with pytest.raises(MkeError, match=r"the test split has class ids \[9\] but the task has 7 classes"):
+        Broken().build_data(tiny_cfg)
