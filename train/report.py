@@ -60,8 +60,13 @@ def regularization_table(metrics: dict) -> str | None:
         return None
     cols = [m for m in PAPER_ORDER if METHODS[m].regularized and find(metrics, m) is not None]
     lines = ["| regularization | strength | " + " | ".join(cols) + " |", "|---|---|" + "---|" * len(cols)]
+    none_row = [(reg, s) for reg, s in rows if s == "none"]
+    if none_row:  # "no regularization" is one training whatever the kind: one row
+        reg = none_row[0][0]
+        lines.append("| none | – | " + " | ".join(_fmt(find(metrics, m, reg, "none"), metric) for m in cols) + " |")
     for reg, strength in rows:
-        lines.append(f"| {reg} | {strength} | " + " | ".join(_fmt(find(metrics, m, reg, strength), metric) for m in cols) + " |")
+        if strength != "none":
+            lines.append(f"| {reg} | {strength} | " + " | ".join(_fmt(find(metrics, m, reg, strength), metric) for m in cols) + " |")
     return "\n".join(lines)
 
 

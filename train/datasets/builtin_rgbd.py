@@ -21,10 +21,12 @@ from mke.train.tasks.segmentation import FrameSet
 
 SPLITS = ("labeled", "unlabeled", "test")
 SPLIT_SEED_OFFSET = {"labeled": 0, "unlabeled": 100_000, "test": 200_000}  # disjoint rooms per split
+RENDER_KEYS = ("seed", "width", "height", "step", "labeled", "unlabeled", "test", "recording")
 
 
 def cache_dir(data_cfg: dict) -> Path:
-    key = {k: v for k, v in data_cfg.items() if k != "cache_dir"}
+    """`<cache_dir>/rgbd-<hash of the settings that change what is rendered>`."""
+    key = {k: data_cfg[k] for k in RENDER_KEYS}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return Path(data_cfg["cache_dir"]).expanduser() / f"rgbd-{digest}"
 
@@ -95,5 +97,5 @@ def load_builtin_rgbd(data_cfg: dict, progress: bool = True) -> dict[str, FrameS
                              labels=arrays["labels"], intrinsics=arrays["intrinsics"], up=arrays["up"], name=name)
     if data_cfg["recording"]["frames"] > 0 and not (folder / "replay.db3").is_file():
         _write_recording(folder, data_cfg, progress)
-    write_json(folder / "data.json", {k: v for k, v in data_cfg.items() if k != "cache_dir"})
+    write_json(folder / "data.json", {k: data_cfg[k] for k in RENDER_KEYS})
     return out
