@@ -93,3 +93,9 @@ def test_sup_bound_without_labels_on_unlabeled_split_is_a_clear_error():
                         data.class_names)
     with pytest.raises(MkeError, match="needs labels on the unlabeled split"):
         pipeline.training_split(get_method("MM student (sup)"), no_labels, None, {"kind": "hard"})
+
+
+def test_the_same_config_gives_the_same_numbers(tmp_path):
+    first = pipeline.run_mke(_cfg(), tmp_path / "a", progress=False)
+    second = pipeline.run_mke(_cfg(), tmp_path / "b", progress=False)
+    assert [r["per_seed"] for r in first["results"]] == [r["per_seed"] for r in second["results"]]

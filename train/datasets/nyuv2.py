@@ -395,3 +395,87 @@ class NYUv2Raw:
     def __getitem__(self, i: int) -> Sample:
         rgb, depth = load_raw_pair(*self.pairs[i], byte_order=self.byte_order)
         return Sample(rgb, depth, None)
+
+
+# ---------------------------------------------------------------------------------------------
+# registering raw depth to the colour camera
+
+# The Kinect calibration of NYU Depth V2's toolbox (camera_params.m, made with RGBDemo) for
+# 640×480 images: fx, fy, cx, cy in pixels, in MATLAB's 1-based pixel coordinates.
+NYU_IMAGE_SIZE = (480, 640)
+RGB_INTRINSICS = (5.1885790117450188e+02, 5.1946961112127485e+02, 3.2558244941119034e+02, 2.5373616633400465e+02)
+DEPTH_INTRINSICS = (5.8262448167737955e+02, 5.8269103270988637e+02, 3.1304475870804731e+02, 2.3844389626620386e+02)
+# camera_params.m lists the rotation's nine entries and the translation (metres) as t_x, t_z, t_y:
+_TOOLBOX_R = (9.9997798940829263e-01, 5.0518419386157446e-03, 4.3011152014118693e-03,
+              -5.0359919480810989e-03, 9.9998051861143999e-01, -3.6879781309514218e-03,
+              -4.3196624923060242e-03, 3.6662365748484798e-03, 9.9998394948385538e-01)
+_TOOLBOX_T = (2.5031875059141302e-02, -2.9342312935846411e-04, 6.6238747008330102e-04)
+
+
+def _depth_to_rgb_extrinsics() -> tuple[np.ndarray, np.ndarray]:
+    """(R, t) with p_rgb = R @ p_depth + t, metres, both cameras looking down +z.
+
+    The toolbox builds R = inv(reshape(-r, 3, 3)') — the negated matrix read row by row, inverted —
+    and maps p ↦ R p + [t_x; t_z; t_y] (depth_world2rgb_world.m). That R is close to −I, so its
+    points lie behind the camera; the projection X/Z does not see the sign. Negating the whole
+    result gives the same pixels with z > 0: p ↦ inv(M) p − T, M the listed matrix read row by row.
+    """
+    m = np.asarray(_TOOLBOX_R, np.float64).reshape(3, 3)
+    return np.linalg.inv(m), -np.asarray(_TOOLBOX_T, np.float64)
+
+
+DEPTH_TO_RGB_R, DEPTH_TO_RGB_T = _depth_to_rgb_extrinsics()
+
+
+def scaled_intrinsics(k: Sequence[float], shape: tuple[int, int]) -> tuple[float, float, float, float]:
+    """640×480 toolbox intrinsics (1-based) → 0-based fx, fy, cx, cy for an image of `shape` (H, W)."""
+    sy, sx = shape[0] / NYU_IMAGE_SIZE[0], shape[1] / NYU_IMAGE_SIZE[1]
+    fx, fy, cx, cy = k
+    return fx * sx, fy * sy, (cx - 1.0) * sx, (cy - 1.0) * sy
+
+
+def reproject_depth(depth_m: np.ndarray, k_src: Sequence[float], k_dst: Sequence[float], rotation: np.ndarray,
+                    translation: np.ndarray, out_shape: tuple[int, int] | None = None) -> np.ndarray:
+    """Depth seen by one pinhole camera → depth seen by another (float32 metres, 0 = invalid).
+
+    Each valid source pixel is back-projected with `k_src` (0-based fx, fy, cx, cy), moved by
+    p' = rotation @ p + translation (metres) and projected with `k_dst` to the nearest target
+    pixel; where several land on one pixel the nearest wins (a z-buffer); where none lands, 0.
+    Lens distortion is not modelled.
+    """
+    depth = np.asarray(depth_m, np.float32)
+    if depth.ndim != 2:
+        raise MkeError(f"depth must be a 2-D array of metres, got shape {depth.shape}")
+    h, w = out_shape if out_shape is not None else depth.shape
+    v, u = np.nonzero(np.isfinite(depth) & (depth > 0))
+    z = depth[v, u].astype(np.float64)
+    fx, fy, cx, cy = k_src
+    pts = np.stack([(u - cx) * z / fx, (v - cy) * z / fy, z])
+    pts = np.asarray(rotation, np.float64) @ pts + np.asarray(translation, np.float64).reshape(3, 1)
+    x, y, z = pts
+    front = z > 1e-6
+    x, y, z = x[front], y[front], z[front]
+    fx, fy, cx, cy = k_dst
+    col = np.rint(x * fx / z + cx).astype(np.int64)
+    row = np.rint(y * fy / z + cy).astype(np.int64)
+    inside = (col >= 0) & (col < w) & (row >= 0) & (row < h)
+    flat = np.full(h * w, np.inf)
+    np.minimum.at(flat, row[inside] * w + col[inside], z[inside])
+    flat[~np.isfinite(flat)] = 0.0
+    return flat.reshape(h, w).astype(np.float32)
+
+
+def register_depth_to_rgb(depth_m: np.ndarray) -> np.ndarray:
+    """Raw Kinect depth (metres, the depth camera's view) → depth on the colour camera's pixels.
+
+    What the toolbox's project_depth_map.m does, vectorised, with its camera_params.m calibration
+    scaled to the image size (any size of 4:3 aspect; 640×480 is the Kinect's). The value kept is
+    the point's z in the colour camera's frame (the toolbox keeps the depth camera's z; they differ
+    by millimetres); pixels nothing lands on are 0. The toolbox also undistorts both images first;
+    this does not.
+    """
+    depth = np.asarray(depth_m)
+    if depth.ndim != 2:
+        raise MkeError(f"depth must be a 2-D array of metres, got shape {depth.shape}")
+    return reproject_depth(depth, scaled_intrinsics(DEPTH_INTRINSICS, depth.shape),
+                           scaled_intrinsics(RGB_INTRINSICS, depth.shape), DEPTH_TO_RGB_R, DEPTH_TO_RGB_T)

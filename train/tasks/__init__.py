@@ -14,9 +14,9 @@ from mke.train.tasks.base import Task
 TASKS: dict[str, str] = {
     "twomoon": "mke.train.tasks.twomoon:TwoMoonTask",
     "rgbd": "mke.train.tasks.rgbd:RGBDTask",
+    "nyuv2": "mke.train.tasks.nyuv2:NYUv2Task",
 }
 PLANNED: dict[str, str] = {
-    "nyuv2": "NYU Depth V2 segmentation (issue #3)",
     "av": "audio-visual recognition on built-in data",
     "ravdess": "RAVDESS emotion recognition",
     "vggsound": "AudioSet→VGGSound event recognition",

@@ -46,6 +46,18 @@ class Task(ABC):
         the classes in dimension 1.
         """
 
+    def input_spec(self, cfg: dict, modality: str):
+        """The model-spec entry of one input (mke.runtime.spec.InputSpec): name, modality, shape with a
+        batch of 1, layout and the preprocessing parameters the robot must apply."""
+        raise MkeError(f"task '{self.name}' cannot describe its inputs for export yet")
+
+    def colors(self, num_classes: int) -> list[list[int]]:
+        """One RGB colour per class for overlays: the task's own, else a fixed palette."""
+        own = getattr(self, "class_colors", ())
+        if len(own) == num_classes:
+            return [list(map(int, c)) for c in own]
+        return [[(37 * i + 80) % 256, (91 * i + 160) % 256, (53 * i + 30) % 256] for i in range(num_classes)]
+
     def class_weight(self, cfg: dict, data: MKEData) -> torch.Tensor | None:
         """Per-class loss weights (for rare classes in segmentation); None weighs classes equally."""
         return None

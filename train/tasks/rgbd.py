@@ -1,8 +1,126 @@
-"""`rgbd`: RGB → RGB-D indoor segmentation on the built-in rendered rooms (no download)."""
+"""`rgbd`: RGB → RGB-D indoor segmentation, on the built-in rendered rooms or on the user's own data.
+
+`data.source: builtin` renders rooms with `mke.runtime.sim` (no download). `data.source: manifest`
+reads three manifests (`mke.train.datasets.manifest`, docs/data.md): `labeled` rows need rgb and
+mask (D_l; any depth is ignored: the teacher is RGB-only), `unlabeled` rows rgb and depth, or
+RealSense recordings (D_u; masks, if every row has one, feed only `MM student (sup)`), `test` rows
+all three. The classes are `data.class_names`, in label-id order.
+"""
 from __future__ import annotations
 
+import colorsys
+from pathlib import Path
+
+import numpy as np
+
+from mke.runtime.errors import MkeError
 from mke.runtime.sim.classes import CLASS_COLORS, CLASS_NAMES
 from mke.train.tasks.segmentation import FrameSet, RGBDSegmentationTask
+
+SOURCES = ("builtin", "manifest")
+SPLITS = ("labeled", "unlabeled", "test")
+NEEDS = {"labeled": ("mask",), "unlabeled": ("depth",), "test": ("depth", "mask")}
+SUP = "MM student (sup)"
+
+
+def label_colors(n: int) -> tuple[tuple[int, int, int], ...]:
+    """`n` distinct RGB colours for drawing class ids, the same for every run.
+
+    Hues step by the golden ratio round the colour wheel; saturation and value cycle through three
+    levels so that neighbouring ids differ in brightness too.
+    """
+    colors = []
+    for i in range(n):
+        h = (0.07 + i * 0.6180339887498949) % 1.0
+        s = (0.85, 0.55, 0.95)[i % 3]
+        v = (0.95, 0.75, 0.55)[(i // 3) % 3]
+        colors.append(tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb(h, s, v)))
+    return tuple(colors)
+
+
+def depth_mm(depth_m: np.ndarray) -> np.ndarray:
+    """float metres (0 = invalid) → uint16 millimetres; beyond 65.535 m is invalid too."""
+    mm = np.rint(np.nan_to_num(np.asarray(depth_m, np.float64), nan=0.0, posinf=0.0, neginf=0.0) * 1000.0)
+    return np.where((mm > 0) & (mm <= 65535), mm, 0).astype(np.uint16)
+
+
+def source(cfg: dict) -> str:
+    value = cfg["data"].get("source", "builtin")
+    if value not in SOURCES:
+        raise MkeError(f"data.source must be one of {', '.join(SOURCES)}, got {value!r}")
+    return value
+
+
+def manifest_class_names(cfg: dict) -> tuple[str, ...]:
+    names = cfg["data"].get("class_names") or []
+    if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
+        raise MkeError("data.source=manifest needs data.class_names: your classes in label-id order, e.g. "
+                       "data.class_names='[floor, wall, table]' (mask value 0 is the first, 255 is void)")
+    if len(names) > 255:
+        raise MkeError(f"data.class_names has {len(names)} classes; masks are 8-bit with 255 = void, so at most 255")
+    return tuple(names)
+
+
+def manifest_path(cfg: dict, split: str) -> Path:
+    value = (cfg["data"].get("manifests") or {}).get(split) or ""
+    if not value:
+        raise MkeError(f"data.source=manifest needs data.manifests.{split}: a .csv or .jsonl manifest of "
+                       f"{_needs_text(split)} (see docs/data.md)")
+    return Path(value).expanduser()
+
+
+def _needs_text(split: str) -> str:
+    return {"labeled": "rgb + mask rows", "unlabeled": "rgb + depth rows (or RealSense recordings)",
+            "test": "rgb + depth + mask rows"}[split]
+
+
+def read_manifests(cfg: dict) -> dict:
+    """The three manifests, checked for the columns each split needs (recordings are extracted
+    into `<data.cache_dir>/recordings` on the first read)."""
+    from mke.train.datasets.manifest import Manifest
+
+    cache = Path(cfg["data"]["cache_dir"]).expanduser() / "recordings"
+    out = {}
+    for split in SPLITS:
+        path = manifest_path(cfg, split)
+        m = Manifest.read(path, cache_dir=cache)
+        for column in NEEDS[split]:
+            lacking = next((e for e in m.entries if getattr(e, column) is None), None)
+            if lacking is not None:
+                raise MkeError(f"{lacking.origin}: the {split} manifest needs a {column} on every row "
+                               f"({_needs_text(split)}); this row has none")
+        out[split] = m
+    return out
+
+
+def resize_frame(img: np.ndarray, size, nearest: bool) -> np.ndarray:
+    """Resize to `size` = [h, w] as the runtime's preprocessing does: area (down) or linear (up), or nearest."""
+    if size is None or tuple(img.shape[:2]) == (int(size[0]), int(size[1])):
+        return img
+    import cv2
+
+    interp = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA if img.shape[0] > size[0] else cv2.INTER_LINEAR
+    return cv2.resize(img, (int(size[1]), int(size[0])), interpolation=interp)
+
+
+def manifest_frames(manifest, split: str, size) -> FrameSet:
+    """Every sample of a manifest, brought to `size` = [h, w] (RGB area / linear, depth and masks
+    nearest, as the runtime's preprocessing resizes), so frames of several cameras stack."""
+    keep_depth = split != "labeled"
+    keep_labels = split != "unlabeled" or manifest.has_masks
+    rgb, depth, labels = [], [], []
+    for k, sample in enumerate(manifest):
+        if size is None and k and sample.rgb.shape != rgb[0].shape:
+            raise MkeError(f"{manifest.entries[k].origin}: rgb is {sample.rgb.shape[1]}x{sample.rgb.shape[0]} but "
+                           f"earlier rows are {rgb[0].shape[1]}x{rgb[0].shape[0]}; "
+                           "set preprocess.rgb.size to resize them")
+        rgb.append(resize_frame(sample.rgb, size, nearest=False))
+        if keep_depth:
+            depth.append(depth_mm(resize_frame(sample.depth_m, size, nearest=True)))
+        if keep_labels:
+            labels.append(resize_frame(sample.labels, size, nearest=True))
+    return FrameSet(rgb=np.stack(rgb), depth_mm=np.stack(depth) if keep_depth else None,
+                    labels=np.stack(labels) if keep_labels else None, name=split)
 
 
 class RGBDTask(RGBDSegmentationTask):
@@ -16,12 +134,42 @@ class RGBDTask(RGBDSegmentationTask):
     paper_note = ("Paper figures are NYU Depth V2 (Table 4, mIoU %), shown for reference: this run uses the "
                   "built-in rendered rooms, so only the ordering, not the values, is comparable.")
 
-    def prepare(self, cfg: dict, progress: bool) -> None:
-        from mke.train.datasets.builtin_rgbd import load_builtin_rgbd
+    def use_config(self, cfg: dict) -> None:
+        """Set this instance's classes and title from the config.
 
-        load_builtin_rgbd(cfg["data"], progress=progress)
+        The built-in rooms keep the class attributes; a manifest brings its own classes, so they
+        are set on the instance — by `prepare` (the report's instance) and `load_frames` (each
+        worker's), the two places a task first sees the config.
+        """
+        if source(cfg) != "manifest":
+            return
+        self.class_names = manifest_class_names(cfg)
+        self.class_colors = label_colors(len(self.class_names))
+        self.title = "your RGB-D data (RGB → RGB + depth)"
+        self.paper_note = ("Paper figures are NYU Depth V2 (Table 4, mIoU %), shown for reference: this run uses "
+                           "your own data, so only the ordering, not the values, is comparable.")
+
+    def prepare(self, cfg: dict, progress: bool) -> None:
+        self.use_config(cfg)
+        if source(cfg) == "builtin":
+            from mke.train.datasets.builtin_rgbd import load_builtin_rgbd
+
+            load_builtin_rgbd(cfg["data"], progress=progress)
+            return
+        if cfg["preprocess"]["depth"].get("encoding", "metric") == "hha":
+            raise MkeError("preprocess.depth.encoding=hha needs the camera intrinsics, which manifests do not "
+                           "carry; use preprocess.depth.encoding=metric with data.source=manifest")
+        manifests = read_manifests(cfg)
+        if SUP in cfg["methods"] and not manifests["unlabeled"].has_masks:
+            raise MkeError(f"'{SUP}' needs a mask on every row of the unlabeled manifest "
+                           f"{manifests['unlabeled'].path}; remove it from `methods`, e.g. "
+                           "methods='[UM teacher, UM student, NOISY student, MM student (no reg), MM student]'")
 
     def load_frames(self, cfg: dict) -> dict[str, FrameSet]:
-        from mke.train.datasets.builtin_rgbd import load_builtin_rgbd
+        self.use_config(cfg)
+        if source(cfg) == "builtin":
+            from mke.train.datasets.builtin_rgbd import load_builtin_rgbd
 
-        return load_builtin_rgbd(cfg["data"], progress=False)
+            return load_builtin_rgbd(cfg["data"], progress=False)
+        size = cfg["preprocess"]["rgb"].get("size")
+        return {split: manifest_frames(m, split, size) for split, m in read_manifests(cfg).items()}

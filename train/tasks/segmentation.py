@@ -122,6 +122,15 @@ class RGBDSegmentationTask(Task):
         return SegmentationNet({name: channels[name] for name in modalities}, len(self.class_names), m["encoder"],
                                m["decoder_width"], m["pretrained"], dropout=reg.dropout, hidden_noise=reg.hidden_noise)
 
+    def input_spec(self, cfg: dict, modality: str):
+        from mke.runtime.spec import InputSpec
+
+        pre = cfg["preprocess"][modality]
+        h, w = pre.get("size") or (cfg["data"]["height"], cfg["data"]["width"])
+        channels = 3 if modality == "rgb" else self.depth_channels(cfg)
+        return InputSpec(modality, modality, [1, channels, int(h), int(w)], layout="NCHW",
+                         preprocess={"kind": modality, **pre})
+
     def class_weight(self, cfg: dict, data: MKEData) -> torch.Tensor | None:
         kind = cfg["loss"]["class_weighting"]
         if kind == "none":

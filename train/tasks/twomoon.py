@@ -51,6 +51,11 @@ class TwoMoonTask(Task):
             raise MkeError(f"twomoon has modalities x and y, not {modalities}")
         return ModalityMLP({m: 1 for m in modalities}, hidden, 2, dropout=reg.dropout, hidden_noise=reg.hidden_noise)
 
+    def input_spec(self, cfg: dict, modality: str):
+        from mke.runtime.spec import InputSpec
+
+        return InputSpec(modality, "vector", [1, 1], layout="NC", preprocess={"kind": "vector"})
+
     def figures(self, run, data: MKEData) -> list[Path]:
         from mke.train.plots import twomoon_decision_boundaries
 

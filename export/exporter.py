@@ -1,0 +1,179 @@
+"""`mke-export`: a run's teacher and fused student → ONNX FP32 / FP16, INT8 (TensorRT Q/DQ and ONNX
+Runtime CPU), TensorRT engines where TensorRT exists — each artifact verified against PyTorch on the
+test split and benchmarked beside it, then a report in the manner of `yolo benchmark`.
+"""
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from mke.runtime.errors import MkeError
+from mke.runtime.fileio import write_json, write_text
+from mke.export.onnx_export import onnx_to_fp16, torch_to_onnx
+from mke.export.run_models import RunContext, RunModel, load_run
+from mke.export.verify import Parity, interleaved_latency, ort_predict, ort_session, parity
+from mke.train.fit import predict
+
+FP32_MAX_ABS_DIFF = 1e-4   # logits, FP32 ONNX against PyTorch
+FP16_METRIC_DROP = 0.2     # task-metric points, FP16 ONNX against FP32
+
+
+@dataclass(frozen=True)
+class Format:
+    """One row of the export table: what an artifact is and which runtime it is for."""
+
+    key: str
+    suffix: str
+    format: str
+    precision: str
+    runtime: str
+
+
+FORMATS = {f.key: f for f in [
+    Format("onnx", ".onnx", "onnx", "fp32", "ONNX Runtime (CPU or GPU)"),
+    Format("onnx-fp16", ".fp16.onnx", "onnx", "fp16", "ONNX Runtime (GPU), TensorRT"),
+    Format("onnx-int8", ".int8.onnx", "onnx", "int8", "TensorRT (explicit Q/DQ, symmetric)"),
+    Format("onnx-int8-cpu", ".int8-cpu.onnx", "onnx", "int8-cpu", "ONNX Runtime CPU (robots without a GPU)"),
+    Format("engine-fp16", ".fp16.engine", "tensorrt", "fp16", "TensorRT on the GPU that built it"),
+    Format("engine-int8", ".int8.engine", "tensorrt", "int8", "TensorRT on the GPU that built it"),
+]}
+
+
+@dataclass
+class Options:
+    out: Path
+    fp16: bool = False
+    int8: bool = False
+    calib_samples: int = 500
+    budget: float = 1.0
+    dynamic_batch: bool = False
+    seed: int | None = None
+    threads: int = 0
+    repeats: int = 30
+    tensorrt: bool = True
+
+
+@dataclass
+class Artifact:
+    model: str
+    fmt: Format
+    path: Path
+    status: str = "ok"
+    parity: Parity | None = None
+    notes: list[str] = field(default_factory=list)
+    latency: dict | None = None
+
+    def row(self) -> dict:
+        lat = self.latency or {}
+        ms = lat.get("median_ms")
+        return {"model": self.model, "path": str(self.path), "format": self.fmt.format, "precision": self.fmt.precision,
+                "runtime": self.fmt.runtime, "status": self.status,
+                "size_mb": round(self.path.stat().st_size / 1e6, 3) if self.path.is_file() else None,
+                "metric": None if self.parity is None else round(self.parity.metric, 4),
+                "latency_ms": None if ms is None else round(ms, 3), "fps": None if not ms else round(1000 / ms, 1),
+                "parity": None if self.parity is None else self.parity.to_dict(), "notes": self.notes}
+
+
+def _reference_logits(rm: RunModel, ctx: RunContext) -> torch.Tensor:
+    return predict(rm.model, ctx.data.test.select(rm.spec.input_names), batch_size=32)
+
+
+def _verify(art: Artifact, rm: RunModel, ctx: RunContext, reference: torch.Tensor, opts: Options) -> None:
+    session = ort_session(art.path, opts.threads)
+    logits = ort_predict(session, ctx.data.test, rm.spec.input_names, batch=32 if opts.dynamic_batch else 1)
+    art.parity = parity(reference, logits, ctx.task.kind, ctx.data.test.targets)
+
+
+def _fail(art: Artifact, message: str) -> None:
+    """Parity out of tolerance: the artifact is wrong, so it is removed and the export fails."""
+    art.path.unlink(missing_ok=True)
+    raise MkeError(message)
+
+
+def export_model(rm: RunModel, ctx: RunContext, opts: Options, log) -> list[Artifact]:
+    out = opts.out
+    reference = _reference_logits(rm, ctx)
+    arts = []
+    fp32 = Artifact(rm.name, FORMATS["onnx"], out / f"{rm.name}.onnx")
+    log(f"{rm.name}: exporting to ONNX (opset 18{', dynamic batch' if opts.dynamic_batch else ''})")
+    torch_to_onnx(rm.model, rm.spec, fp32.path, dynamic_batch=opts.dynamic_batch)
+    _verify(fp32, rm, ctx, reference, opts)
+    if fp32.parity.max_abs_diff > FP32_MAX_ABS_DIFF:
+        _fail(fp32, f"{fp32.path.name}: ONNX Runtime logits differ from PyTorch by {fp32.parity.max_abs_diff:.2e} "
+                    f"(tolerance {FP32_MAX_ABS_DIFF:.0e}); the export is wrong, so it was removed")
+    arts.append(fp32)
+    if opts.fp16:
+        half = Artifact(rm.name, FORMATS["onnx-fp16"], out / f"{rm.name}.fp16.onnx")
+        log(f"{rm.name}: converting to FP16 ONNX")
+        onnx_to_fp16(fp32.path, half.path)
+        _verify(half, rm, ctx, reference, opts)
+        drop = fp32.parity.metric - half.parity.metric
+        if drop > FP16_METRIC_DROP:
+            _fail(half, f"{half.path.name}: FP16 loses {drop:.2f} points of {ctx.task.metric} against FP32 "
+                        f"(tolerance {FP16_METRIC_DROP}); removed")
+        arts.append(half)
+    return arts
+
+
+def benchmark(arts: list[Artifact], rm: RunModel, ctx: RunContext, opts: Options) -> dict:
+    """Latency of PyTorch eager (the reference) and each ONNX artifact, batch 1, interleaved."""
+    sample = ctx.data.test.take(torch.arange(1))
+    feed = {m: sample.inputs[m].numpy() for m in rm.spec.input_names}
+    torch_inputs = {m: sample.inputs[m] for m in rm.spec.input_names}
+    model = rm.model.eval()
+    if opts.threads:
+        torch.set_num_threads(opts.threads)
+
+    def torch_run():
+        with torch.no_grad():
+            model(**torch_inputs)
+
+    runs = {"pytorch": torch_run}
+    for art in arts:
+        if art.fmt.format == "onnx" and art.path.is_file():
+            session = ort_session(art.path, opts.threads)
+            runs[art.fmt.key] = (lambda s=session: s.run(None, feed))
+    timing = interleaved_latency(runs, repeats=opts.repeats)
+    for art in arts:
+        art.latency = timing.get(art.fmt.key)
+    return timing["pytorch"]
+
+
+def markdown_table(report: dict) -> str:
+    lines = ["| model | format | precision | status | size MB | " + report["metric"] + " | latency ms | FPS | for |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for r in report["references"]:
+        lines.append(f"| {r['model']} | pytorch | fp32 | reference | – | {r['metric']:.2f} | {r['latency_ms']:.2f} | "
+                     f"{1000 / r['latency_ms']:.1f} | training, the reference |")
+    for a in report["artifacts"]:
+        def f(v, spec):
+            return "–" if v is None else format(v, spec)
+        lines.append(f"| {a['model']} | {a['format']} | {a['precision']} | {a['status']} | {f(a['size_mb'], '.2f')} | "
+                     f"{f(a['metric'], '.2f')} | {f(a['latency_ms'], '.2f')} | {f(a['fps'], '.1f')} | {a['runtime']} |")
+    return "\n".join(lines)
+
+
+def export_run(run_dir: str | Path, opts: Options, log=print) -> dict:
+    ctx = load_run(run_dir, opts.seed)
+    opts.out.mkdir(parents=True, exist_ok=True)
+    started = time.perf_counter()
+    artifacts, references = [], []
+    for rm in ctx.models:
+        arts = export_model(rm, ctx, opts, log)
+        log(f"{rm.name}: measuring latency (PyTorch and ONNX Runtime, interleaved, {opts.repeats} runs)")
+        ref = benchmark(arts, rm, ctx, opts)
+        references.append({"model": rm.name, "metric": arts[0].parity.reference_metric, "latency_ms": ref["median_ms"]})
+        artifacts += arts
+    student_ref = next(r for r in references if r["model"] == "student")
+    report = {"run": str(ctx.run.root), "task": ctx.cfg["task"], "metric": ctx.task.metric,
+              "reference": {"metric": student_ref["metric"], "latency_ms": student_ref["latency_ms"], "model": "student"},
+              "references": references, "artifacts": [a.row() for a in artifacts],
+              "machine": {"threads": opts.threads or torch.get_num_threads()},
+              "seconds": round(time.perf_counter() - started, 1)}
+    write_json(opts.out / "export_report.json", report)
+    write_text(opts.out / "export_report.md", f"# Export of {ctx.run.root}\n\n{markdown_table(report)}\n")
+    return report

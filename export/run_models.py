@@ -1,0 +1,90 @@
+"""The models of a trained run that get exported: the teacher and the fused student, with their specs."""
+from __future__ import annotations
+
+import datetime
+import json
+import platform
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from mke.runtime.errors import MkeError
+from mke.runtime.spec import ModelSpec, OutputSpec
+from mke.train.config import load_yaml
+from mke.train.pipeline import RunDir, _context, load_model, read_json
+
+STUDENT = "MM student"
+
+
+@dataclass
+class RunModel:
+    name: str                 # "teacher" or "student": the artifact's file stem
+    model: torch.nn.Module
+    spec: ModelSpec
+    checkpoint: Path
+
+
+@dataclass
+class RunContext:
+    run: RunDir
+    cfg: dict
+    task: object
+    data: object
+    models: list[RunModel]
+
+
+def _student_checkpoint(run: RunDir, cfg: dict, seed: int) -> Path:
+    h = cfg["report"]["headline"]
+    wanted = [STUDENT, h["regularization"], h["strength"]]
+    for result in sorted((run.seed_dir(seed) / "students").glob("*.json")):
+        if wanted in (read_json(result) or {}).get("cells", []):
+            ckpt = result.with_suffix(".pt")
+            if ckpt.is_file():
+                return ckpt
+    raise MkeError(f"{run.root} has no '{STUDENT}' ({h['regularization']}, {h['strength']}) checkpoint for seed {seed}; "
+                   f"finish it with mke-train (the same command resumes) or pick another --seed")
+
+
+def build_spec(cfg: dict, task, meta: dict, checkpoint: Path, run_root: Path, metrics: dict | None) -> ModelSpec:
+    inputs = [task.input_spec(cfg, m) for m in meta["modalities"]]
+    k = len(meta["classes"])
+    out_shape = [1, k] + (list(inputs[0].shape[2:]) if task.kind == "segmentation" else [])
+    result = None
+    if metrics:
+        for r in metrics.get("results", []):
+            if r["method"] == meta["method"] and (r["regularization"], r["strength"]) == (
+                    meta["regularization"]["kind"], meta["regularization"]["strength"]):
+                result = {"metric": metrics["metric"], "mean": r["mean"], "per_seed": r["per_seed"]}
+    import onnx
+    import onnxruntime
+
+    provenance = {"run": str(run_root), "checkpoint": str(checkpoint), "method": meta["method"], "seed": meta["seed"],
+                  "regularization": meta["regularization"], "test_result": result, "config": cfg,
+                  "versions": {"torch": torch.__version__, "onnx": onnx.__version__,
+                               "onnxruntime": onnxruntime.__version__, "python": platform.python_version()},
+                  "exported_at": datetime.datetime.now().isoformat(timespec="seconds")}
+    return ModelSpec(task=cfg["task"], kind=task.kind, classes=list(meta["classes"]), colors=task.colors(k),
+                     inputs=inputs, outputs=[OutputSpec("logits", out_shape)], provenance=provenance)
+
+
+def load_run(run_dir: str | Path, seed: int | None = None) -> RunContext:
+    """The run's config, task, data and its teacher and student models for `seed` (default: the
+    report's example seed)."""
+    run = RunDir(Path(run_dir))
+    if not run.config.is_file():
+        raise MkeError(f"{run.root} is not an mke-train run (no config.yaml there)")
+    cfg = load_yaml(run.config)
+    seed = cfg["report"].get("example_seed", 0) if seed is None else seed
+    if not 0 <= seed < int(cfg["seeds"]):
+        raise MkeError(f"--seed {seed} is not one of the run's seeds 0..{int(cfg['seeds']) - 1}")
+    if not run.teacher(seed).is_file():
+        raise MkeError(f"{run.root} has no teacher checkpoint for seed {seed} ({run.teacher(seed)})")
+    student = _student_checkpoint(run, cfg, seed)
+    _, task, data = _context(json.dumps(cfg, sort_keys=True))
+    metrics = read_json(run.metrics)
+    models = []
+    for name, path in (("teacher", run.teacher(seed)), ("student", student)):
+        model, meta = load_model(cfg, task, path)
+        models.append(RunModel(name, model, build_spec(cfg, task, meta, path, run.root, metrics), path))
+    return RunContext(run, cfg, task, data, models)

@@ -1,0 +1,488 @@
+"""ONNX → TensorRT engine with the TensorRT 10 Python API, written in the MKE engine container.
+
+Engines are built where they run (the Jetson): a plan is tied to the TensorRT release and GPU that
+built it. INT8 is explicit quantization only: the workstation calibrates and writes a Q/DQ ONNX
+(`mke-export --int8`); the device just builds it with BuilderFlag.INT8 and no calibrator (TensorRT
+10.1 deprecated the implicit calibrators, TensorRT 11 removed them and the precision flags).
+
+`tensorrt`, `pycuda`, `cuda-python` and `torch` are imported lazily, where they are needed, so this
+module imports on a machine with none of them (the ONNX files are still written there).
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from mke.runtime.engine_file import (PRECISIONS, check_engine_compatible, engine_name, gpu_slug, read_engine,
+                                     write_engine)
+from mke.runtime.errors import MkeError
+from mke.runtime.fileio import atomic_path, file_sha256
+from mke.runtime.spec import ModelSpec
+
+log = logging.getLogger("mke.export.tensorrt")
+
+NOT_INSTALLED = ("TensorRT is not installed here: ONNX files were written; build engines on the Jetson with "
+                 "`mke-export <run> --fp16` (or --int8), where JetPack 6 provides TensorRT 10 and its Python bindings")
+SPEC_KEY = "mke_spec"  # the ONNX metadata_props key mke-export writes (mke.runtime.onnx_spec)
+QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
+
+
+@dataclass(frozen=True)
+class BuildOptions:
+    """How to build one engine. `batch` = (min, opt, max) for inputs whose batch dimension is dynamic."""
+
+    precision: str = "fp16"
+    batch: tuple[int, int, int] | None = None
+    workspace_mib: int = 1024
+    timing_cache: Path | None = None          # loaded before and saved after the build; default: beside the engine
+    dla_core: int | None = None               # run on this DLA core (Jetson AGX Orin has 0 and 1)
+    gpu_fallback: bool = True                 # layers DLA cannot run go to the GPU instead of failing the build
+    version_compatible: bool = False          # plan also runs on later TensorRT 10.x releases (slower, lean runtime)
+    exclude_lean_runtime: bool = False        # leave the lean runtime out of a version-compatible plan
+
+    def __post_init__(self):
+        if self.precision not in PRECISIONS:
+            raise MkeError(f"precision must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
+        if self.batch is not None:
+            b = tuple(self.batch)
+            if len(b) != 3 or not all(isinstance(v, int) and v >= 1 for v in b) or not b[0] <= b[1] <= b[2]:
+                raise MkeError(f"batch must be three integers min <= opt <= max, each >= 1; got {self.batch!r}")
+        if self.workspace_mib < 16:
+            raise MkeError(f"workspace_mib must be at least 16 (MiB), got {self.workspace_mib}")
+        if self.dla_core is not None:
+            if self.dla_core < 0:
+                raise MkeError(f"dla_core must be a DLA core number (0, 1), got {self.dla_core}")
+            if self.precision == "fp32":
+                raise MkeError("DLA runs FP16 or INT8 only: build with precision fp16 or int8, or without dla_core")
+            if self.batch is not None and len(set(self.batch)) != 1:
+                raise MkeError(f"DLA does not support dynamic shapes: give one batch size (min = opt = max), "
+                               f"got {self.batch}")
+        if self.exclude_lean_runtime and not self.version_compatible:
+            raise MkeError("exclude_lean_runtime only applies to a version-compatible build (version_compatible=True)")
+
+
+def import_tensorrt():
+    """The tensorrt module, or the one-line MkeError that says where engines get built."""
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise MkeError(NOT_INSTALLED) from None
+    if not trt.__version__.startswith("10."):
+        raise MkeError(f"mke-export builds with TensorRT 10.x and found TensorRT {trt.__version__}; "
+                       f"install the TensorRT 10 that JetPack 6 ships (pip extra mke-edge[gpu])")
+    return trt
+
+
+def gpu_info(device: int = 0) -> tuple[str, str]:
+    """(device name, compute capability "8.7") via pycuda, cuda-python or torch, whichever works here."""
+    failures = []
+    for probe in (_gpu_via_pycuda, _gpu_via_cuda_python, _gpu_via_torch):
+        try:
+            found = probe(device)
+        except ImportError:
+            continue
+        except Exception as exc:  # driver errors: no GPU, no driver, device index out of range
+            failures.append(f"{probe.__name__[9:]}: {exc.__class__.__name__}: {exc}")
+            continue
+        if found:
+            return found
+    raise MkeError("no CUDA GPU is visible" + (f" ({'; '.join(failures)})" if failures else "")
+                   + ": engines are built and run on the machine with the GPU (the Jetson), with pycuda installed "
+                   "(pip extra mke-edge[gpu])")
+
+
+def _gpu_via_pycuda(device: int):
+    import pycuda.driver as cuda
+
+    cuda.init()
+    dev = cuda.Device(device)
+    major, minor = dev.compute_capability()
+    return dev.name(), f"{major}.{minor}"
+
+
+def _gpu_via_cuda_python(device: int):
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        from cuda import cudart
+    err, prop = cudart.cudaGetDeviceProperties(device)
+    if int(err) != 0:
+        raise RuntimeError(f"cudaGetDeviceProperties returned {err}")
+    name = prop.name.decode(errors="replace") if isinstance(prop.name, bytes) else str(prop.name)
+    return name.split("\x00", 1)[0].strip(), f"{prop.major}.{prop.minor}"
+
+
+def _gpu_via_torch(device: int):
+    import torch
+
+    if not torch.cuda.is_available():
+        return None
+    major, minor = torch.cuda.get_device_capability(device)
+    return torch.cuda.get_device_name(device), f"{major}.{minor}"
+
+
+def onnx_facts(onnx_path: str | Path) -> dict:
+    """What the engine header needs from the ONNX file: its spec, hash, inputs and whether it has Q/DQ."""
+    import onnx
+
+    path = Path(onnx_path)
+    if not path.is_file():
+        raise MkeError(f"ONNX file {path} does not exist")
+    try:
+        proto = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # onnx raises DecodeError and friends for files that are not ONNX
+        raise MkeError(f"{path} is not a readable ONNX model ({exc.__class__.__name__}: {str(exc)[:200]})") from None
+    meta = {p.key: p.value for p in proto.metadata_props}
+    initializers = {i.name for i in proto.graph.initializer}
+    inputs = {}
+    for value in proto.graph.input:
+        if value.name in initializers:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        inputs[value.name] = [d.dim_value if d.HasField("dim_value") else -1 for d in dims]
+    return {"spec": meta.get(SPEC_KEY), "sha256": file_sha256(path), "inputs": inputs,
+            "qdq": any(n.op_type in QDQ_OPS for n in proto.graph.node)}
+
+
+def profile_shapes(inputs: Mapping[str, list[int]], batch: tuple[int, int, int] | None) -> dict[str, tuple]:
+    """(min, opt, max) shapes for the inputs with a dynamic dimension; only the batch (dim 0) may be dynamic."""
+    shapes = {}
+    for name, dims in inputs.items():
+        dims = [int(d) for d in dims]
+        if all(d >= 0 for d in dims):
+            continue
+        if any(d < 0 for d in dims[1:]):
+            raise MkeError(f"input '{name}' has dynamic dimensions {dims} beyond the batch: export the ONNX with a "
+                           f"fixed size (the spec's height and width) so TensorRT can tune for it")
+        if batch is None:
+            raise MkeError(f"input '{name}' has a dynamic batch {dims}: TensorRT needs an optimization profile; "
+                           f"pass batch=(min, opt, max), e.g. (1, 1, 4)")
+        shapes[name] = tuple(tuple([b] + dims[1:]) for b in batch)
+    return shapes
+
+
+def default_model_name(onnx_path: Path) -> str:
+    """"student.int8.onnx" → "student": the precision goes into the engine name once, by engine_name."""
+    stem = onnx_path.name[:-len(".onnx")] if onnx_path.name.endswith(".onnx") else onnx_path.stem
+    for suffix in (".fp32", ".fp16", ".int8", ".qdq"):
+        if stem.endswith(suffix):
+            stem = stem[:-len(suffix)]
+    return stem
+
+
+def build_engine(onnx_path: str | Path, out_dir: str | Path | None = None, options: BuildOptions = BuildOptions(), *,
+                 spec: ModelSpec | None = None, model_name: str | None = None) -> Path:
+    """Parse the ONNX, configure the builder, build, and write `<model>.<precision>.trt<ver>.<gpu>.engine`."""
+    onnx_path = Path(onnx_path)
+    out_dir = Path(out_dir) if out_dir is not None else onnx_path.parent
+    facts = onnx_facts(onnx_path)
+    if spec is None:
+        if not facts["spec"]:
+            raise MkeError(f"{onnx_path} carries no MKE model spec (metadata key '{SPEC_KEY}'): export it with "
+                           f"mke-export, or pass spec=")
+        spec = ModelSpec.from_json(facts["spec"], str(onnx_path))
+    if facts["qdq"] and options.precision != "int8":
+        raise MkeError(f"{onnx_path.name} is explicitly quantized (QuantizeLinear/DequantizeLinear): build it with "
+                       f"precision int8, or build the float ONNX for {options.precision}")
+    if options.precision == "int8" and not facts["qdq"]:
+        raise MkeError(f"INT8 needs an explicitly quantized ONNX (Q/DQ nodes) and {onnx_path.name} has none: "
+                       f"calibrate on the workstation with `mke-export <run> --int8` and copy the .int8.onnx here "
+                       f"(the device no longer calibrates: TensorRT 10.1 deprecated its calibrators)")
+    profile = profile_shapes(facts["inputs"], options.batch)
+
+    trt = import_tensorrt()
+    gpu, cc = gpu_info()
+    logger = _capturing_logger(trt)
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10; weakly typed for FP16
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_path.read_bytes(), str(onnx_path)):
+        errors = [_parser_error_text(parser.get_error(i)) for i in range(parser.num_errors)]
+        raise MkeError(f"TensorRT's ONNX parser rejected {onnx_path.name} with {len(errors)} error(s): "
+                       + "; ".join(errors) + ". `mke.export.trt_readiness.check_onnx` reports such problems node by "
+                       "node without a GPU")
+
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
+    if options.precision in ("fp16", "int8"):
+        config.set_flag(trt.BuilderFlag.FP16)  # with INT8 too: layers left unquantized run in FP16
+    if options.precision == "int8":
+        config.set_flag(trt.BuilderFlag.INT8)  # Q/DQ scales come from the graph; no calibrator
+    if profile:
+        opt_profile = builder.create_optimization_profile()
+        for name, (lo, opt, hi) in profile.items():
+            opt_profile.set_shape(name, lo, opt, hi)
+        config.add_optimization_profile(opt_profile)
+    if options.dla_core is not None:
+        cores = builder.num_DLA_cores
+        if options.dla_core >= cores:
+            raise MkeError(f"DLA core {options.dla_core} requested but {gpu} has {cores} DLA core(s)"
+                           + (" (DLA exists on Jetson AGX/NX Orin and Xavier)" if cores == 0 else ""))
+        config.default_device_type = trt.DeviceType.DLA
+        config.DLA_core = options.dla_core
+        if options.gpu_fallback:
+            config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+    if options.version_compatible:
+        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+        if options.exclude_lean_runtime:
+            config.set_flag(trt.BuilderFlag.EXCLUDE_LEAN_RUNTIME)
+    cache_path = Path(options.timing_cache) if options.timing_cache else \
+        out_dir / f"timing.trt{trt.__version__}.{gpu_slug(gpu)}.cache"
+    _load_timing_cache(config, cache_path)
+
+    log.info("building %s engine from %s on %s (TensorRT %s)", options.precision, onnx_path.name, gpu, trt.__version__)
+    plan = builder.build_serialized_network(network, config)
+    if plan is None:
+        raise MkeError(f"TensorRT could not build an engine from {onnx_path.name}: "
+                       + ("; ".join(logger.errors[-5:]) or "no error was logged"))
+    _save_timing_cache(config, cache_path)
+    header = {
+        "spec": json.loads(spec.to_json()),
+        "precision": options.precision,
+        "tensorrt_version": trt.__version__,
+        "gpu": gpu,
+        "compute_capability": cc,
+        "dla_core": options.dla_core,
+        "version_compatible": options.version_compatible,
+        "exclude_lean_runtime": options.exclude_lean_runtime,
+        "built_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "onnx_sha256": facts["sha256"],
+        "onnx_file": onnx_path.name,
+        "profile": {name: [list(s) for s in shapes] for name, shapes in profile.items()} or None,
+    }
+    name = engine_name(model_name or default_model_name(onnx_path), options.precision, trt.__version__, gpu,
+                       options.dla_core)
+    return write_engine(out_dir / name, bytes(memoryview(plan)), header)
+
+
+def _parser_error_text(error) -> str:
+    """One parser error: node name and operator when TensorRT reports them (IParserError, 9.1+)."""
+    try:
+        node, op, desc = error.node_name(), error.node_operator(), error.desc()
+        where = f"node '{node}' ({op})" if node or op else f"node #{error.node()}"
+        return f"{where}: {desc} [{error.code()}]"
+    except AttributeError:
+        return str(error)
+
+
+def _load_timing_cache(config, path: Path) -> None:
+    """Reuse kernel timings across builds: a cache from another TensorRT or GPU is ignored, not trusted."""
+    data = path.read_bytes() if path.is_file() else b""
+    cache = config.create_timing_cache(data)
+    if not config.set_timing_cache(cache, False):
+        log.warning("timing cache %s does not match this TensorRT/GPU; starting an empty one", path)
+        config.set_timing_cache(config.create_timing_cache(b""), False)
+
+
+def _save_timing_cache(config, path: Path) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(memoryview(config.get_timing_cache().serialize()))
+
+
+def _capturing_logger(trt):
+    """A trt.ILogger that forwards to Python logging and keeps errors for the MkeError message."""
+
+    class Logger(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+            self.errors: list[str] = []
+
+        def log(self, severity, msg):
+            if severity in (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR):
+                self.errors.append(msg)
+                log.error("TensorRT: %s", msg)
+            elif severity == trt.ILogger.Severity.WARNING:
+                log.warning("TensorRT: %s", msg)
+            else:
+                log.debug("TensorRT: %s", msg)
+
+    return Logger()
+
+
+# --- running an engine, to verify it against ONNX Runtime or PyTorch -------------------------------------------
+
+class TrtRunner:
+    """Runs an MKE engine file: activate() loads it, infer({input: array}) → {output: array}, deactivate() frees.
+
+    Device memory comes from pycuda, or from torch CUDA tensors where pycuda is absent. A context manager.
+    """
+
+    def __init__(self, engine_path: str | Path, device: int = 0):
+        self.engine_path, self.device = Path(engine_path), device
+        self.header: dict | None = None
+        self._runtime = self._engine = self._context = self._memory = None
+
+    def __enter__(self) -> "TrtRunner":
+        self.activate()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.deactivate()
+
+    def activate(self) -> None:
+        trt = import_tensorrt()
+        header, plan = read_engine(self.engine_path)
+        gpu, cc = gpu_info(self.device)
+        check_engine_compatible(header, trt.__version__, gpu, cc, source=str(self.engine_path))
+        self._memory = _PycudaMemory(self.device) if _has("pycuda") else _TorchMemory(self.device)
+        self._runtime = trt.Runtime(_capturing_logger(trt))
+        if header.get("version_compatible") and not header.get("exclude_lean_runtime"):
+            self._runtime.engine_host_code_allowed = True  # the plan embeds the lean runtime; it is our own build
+        if header.get("dla_core") is not None:
+            self._runtime.DLA_core = header["dla_core"]
+        self._engine = self._runtime.deserialize_cuda_engine(plan)
+        if self._engine is None:
+            raise MkeError(f"TensorRT could not deserialize {self.engine_path}; rebuild it on this machine")
+        self._context = self._engine.create_execution_context()
+        self._trt, self.header = trt, header
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._context is None:
+            raise MkeError("TrtRunner.infer called before activate()")
+        trt, engine, ctx, mem = self._trt, self._engine, self._context, self._memory
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        missing = sorted(set(inputs) - set(feeds))
+        if missing:
+            raise MkeError(f"engine inputs {missing} were not given; it takes {inputs}")
+        keep = []
+        for name in inputs:
+            array = np.ascontiguousarray(feeds[name], dtype=trt.nptype(engine.get_tensor_dtype(name)))
+            if not ctx.set_input_shape(name, array.shape):
+                raise MkeError(f"input '{name}' shape {array.shape} is outside the engine's profile "
+                               f"{engine.get_tensor_profile_shape(name, 0)}")
+            buffer = mem.to_device(array)
+            ctx.set_tensor_address(name, mem.pointer(buffer))
+            keep.append(buffer)
+        outputs = {}
+        for name in names:
+            if name in inputs:
+                continue
+            shape = tuple(ctx.get_tensor_shape(name))
+            outputs[name] = (mem.empty(shape, np.dtype(trt.nptype(engine.get_tensor_dtype(name)))), shape)
+            ctx.set_tensor_address(name, mem.pointer(outputs[name][0]))
+        if not ctx.execute_async_v3(mem.stream_handle):
+            raise MkeError(f"TensorRT failed to run {self.engine_path.name}")
+        result = {name: mem.to_host(buf) for name, (buf, _shape) in outputs.items()}
+        mem.synchronize()
+        return result
+
+    def deactivate(self) -> None:
+        self._context = self._engine = self._runtime = None
+        if self._memory is not None:
+            self._memory.close()
+            self._memory = None
+
+
+def _has(module: str) -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec(module) is not None
+
+
+class _PycudaMemory:
+    def __init__(self, device: int):
+        import pycuda.driver as cuda
+
+        cuda.init()
+        self._cuda = cuda
+        self._ctx = cuda.Device(device).retain_primary_context()  # the context TensorRT's runtime API uses
+        self._ctx.push()
+        self._stream = cuda.Stream()
+        self.stream_handle = self._stream.handle
+
+    def to_device(self, array: np.ndarray):
+        host = self._cuda.pagelocked_empty(array.shape, array.dtype)  # async copies need page-locked memory
+        host[...] = array
+        buffer = self._cuda.mem_alloc(max(host.nbytes, 1))
+        self._cuda.memcpy_htod_async(buffer, host, self._stream)
+        return buffer, host
+
+    def empty(self, shape, dtype):
+        host = self._cuda.pagelocked_empty(shape, dtype)
+        return self._cuda.mem_alloc(max(host.nbytes, 1)), host
+
+    def pointer(self, buffer) -> int:
+        return int(buffer[0])
+
+    def to_host(self, buffer) -> np.ndarray:
+        self._cuda.memcpy_dtoh_async(buffer[1], buffer[0], self._stream)
+        return buffer[1]
+
+    def synchronize(self) -> None:
+        self._stream.synchronize()
+
+    def close(self) -> None:
+        self._ctx.pop()
+
+
+class _TorchMemory:
+    def __init__(self, device: int):
+        import torch
+
+        if not torch.cuda.is_available():
+            raise MkeError("neither pycuda nor a CUDA build of torch is available to hold TensorRT's buffers; "
+                           "install pycuda (pip extra mke-edge[gpu])")
+        self._torch, self._device = torch, torch.device("cuda", device)
+        self._stream = torch.cuda.Stream(self._device)
+        self.stream_handle = self._stream.cuda_stream
+
+    def to_device(self, array: np.ndarray):
+        with self._torch.cuda.stream(self._stream):
+            return self._torch.from_numpy(array).to(self._device, non_blocking=False)
+
+    def empty(self, shape, dtype):
+        torch_dtype = self._torch.from_numpy(np.empty(0, dtype)).dtype
+        return self._torch.empty(shape, dtype=torch_dtype, device=self._device)
+
+    def pointer(self, tensor) -> int:
+        return tensor.data_ptr()
+
+    def to_host(self, tensor) -> np.ndarray:
+        self._stream.synchronize()
+        return tensor.cpu().numpy()
+
+    def synchronize(self) -> None:
+        self._stream.synchronize()
+
+    def close(self) -> None:
+        pass
+
+
+def compare_outputs(actual: Mapping[str, np.ndarray], expected: Mapping[str, np.ndarray], *,
+                    atol: float = 1e-2, rtol: float = 1e-2) -> dict:
+    """Per output: max absolute / relative error, agreement of the class argmax (dim 1), and pass/fail."""
+    report = {}
+    for name, ref in expected.items():
+        if name not in actual:
+            raise MkeError(f"output '{name}' is missing from the engine's outputs {sorted(actual)}")
+        got, ref = np.asarray(actual[name], np.float64), np.asarray(ref, np.float64)
+        if got.shape != ref.shape:
+            raise MkeError(f"output '{name}' has shape {got.shape}, the reference {ref.shape}")
+        diff = np.abs(got - ref)
+        entry = {"max_abs": float(diff.max(initial=0.0)),
+                 "max_rel": float((diff / np.maximum(np.abs(ref), 1e-6)).max(initial=0.0)),
+                 "within_tolerance": bool(np.allclose(got, ref, atol=atol, rtol=rtol))}
+        if ref.ndim >= 2 and ref.shape[1] > 1:
+            entry["argmax_agreement"] = float((got.argmax(1) == ref.argmax(1)).mean())
+        report[name] = entry
+    return report
+
+
+def verify_engine(engine_path: str | Path, onnx_path: str | Path, feeds: Mapping[str, np.ndarray], *,
+                  atol: float = 1e-2, rtol: float = 1e-2) -> dict:
+    """Run the engine and ONNX Runtime (CPU) on the same inputs; compare_outputs' report, per output."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    expected = dict(zip(names, session.run(names, dict(feeds))))
+    with TrtRunner(engine_path) as runner:
+        actual = runner.infer(feeds)
+    return compare_outputs(actual, expected, atol=atol, rtol=rtol)
