@@ -14,11 +14,17 @@ def test_every_command_answers_help(venv_bin, command):
     assert out.returncode == 0 and "usage:" in out.stdout and len(out.stdout) > 200
 
 
-@pytest.mark.parametrize("command,args,issue", [("mke-export", ["runs/x"], "#4"), ("mke-live", [], "#5")])
-def test_unbuilt_commands_say_so_in_one_line_and_exit_2(venv_bin, command, args, issue):
-    out = run(venv_bin, command, *args)
+def test_unbuilt_live_command_says_so_in_one_line_and_exits_2(venv_bin):
+    out = run(venv_bin, "mke-live")
     assert out.returncode == 2 and out.stdout == ""
-    assert out.stderr.count("\n") == 1 and "not built yet" in out.stderr and issue in out.stderr
+    assert out.stderr.count("\n") == 1 and "not built yet" in out.stderr and "#5" in out.stderr
+
+
+def test_export_of_something_that_is_not_a_run_is_a_one_line_error(venv_bin, tmp_path):
+    out = run(venv_bin, "mke-export", str(tmp_path / "nowhere"), cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr.strip() == f"mke-export: error: {tmp_path / 'nowhere'} is not an mke-train run (no config.yaml there)"
+    assert not (tmp_path / "exports").exists()
 
 
 def test_train_errors_are_one_line_with_exit_2(venv_bin, tmp_path):
@@ -29,7 +35,7 @@ def test_train_errors_are_one_line_with_exit_2(venv_bin, tmp_path):
     assert not (tmp_path / "runs").exists()  # nothing was started
     out = run(venv_bin, "mke-train", "--task", "twomon", cwd=tmp_path)
     assert out.returncode == 2 and "did you mean 'twomoon'" in out.stderr
-    out = run(venv_bin, "mke-train", "--task", "rgbd", cwd=tmp_path)
+    out = run(venv_bin, "mke-train", "--task", "ravdess", cwd=tmp_path)
     assert out.returncode == 2 and "not built yet" in out.stderr
 
 
