@@ -199,39 +199,8 @@ def build_engine(onnx_path: str | Path, out_dir: str | Path | None = None, optio
     trt = import_tensorrt()
     gpu, cc = gpu_info()
     logger = _capturing_logger(trt)
-    builder = trt.Builder(logger)
-    network = builder.create_network(0)  # explicit batch is the only mode in TensorRT 10; weakly typed for FP16
-    parser = trt.OnnxParser(network, logger)
-    if not parser.parse(onnx_path.read_bytes(), str(onnx_path)):
-        errors = [_parser_error_text(parser.get_error(i)) for i in range(parser.num_errors)]
-        raise MkeError(f"TensorRT's ONNX parser rejected {onnx_path.name} with {len(errors)} error(s): "
-                       + "; ".join(errors) + ". `mke.export.trt_readiness.check_onnx` reports such problems node by "
-                       "node without a GPU")
-
-    config = builder.create_builder_config()
-    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
-    if options.precision in ("fp16", "int8"):
-        config.set_flag(trt.BuilderFlag.FP16)  # with INT8 too: layers left unquantized run in FP16
-    if options.precision == "int8":
-        config.set_flag(trt.BuilderFlag.INT8)  # Q/DQ scales come from the graph; no calibrator
-    if profile:
-        opt_profile = builder.create_optimization_profile()
-        for name, (lo, opt, hi) in profile.items():
-            opt_profile.set_shape(name, lo, opt, hi)
-        config.add_optimization_profile(opt_profile)
-    if options.dla_core is not None:
-        cores = builder.num_DLA_cores
-        if options.dla_core >= cores:
-            raise MkeError(f"DLA core {options.dla_core} requested but {gpu} has {cores} DLA core(s)"
-                           + (" (DLA exists on Jetson AGX/NX Orin and Xavier)" if cores == 0 else ""))
-        config.default_device_type = trt.DeviceType.DLA
-        config.DLA_core = options.dla_core
-        if options.gpu_fallback:
-            config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
-    if options.version_compatible:
-        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
-        if options.exclude_lean_runtime:
-            config.set_flag(trt.BuilderFlag.EXCLUDE_LEAN_RUNTIME)
+    builder, network, _parser = _parse_onnx(trt, logger, onnx_path)  # the parser owns weights the network uses
+    config = _configure(trt, builder, options, profile, gpu)
     cache_path = Path(options.timing_cache) if options.timing_cache else \
         out_dir / f"timing.trt{trt.__version__}.{gpu_slug(gpu)}.cache"
     _load_timing_cache(config, cache_path)
@@ -259,6 +228,48 @@ def build_engine(onnx_path: str | Path, out_dir: str | Path | None = None, optio
     name = engine_name(model_name or default_model_name(onnx_path), options.precision, trt.__version__, gpu,
                        options.dla_core)
     return write_engine(out_dir / name, bytes(memoryview(plan)), header)
+
+
+def _parse_onnx(trt, logger, onnx_path: Path):
+    """Builder, network (explicit batch, the only mode in TensorRT 10; weakly typed so FP16/INT8 apply), parser."""
+    builder = trt.Builder(logger)
+    network = builder.create_network(0)
+    parser = trt.OnnxParser(network, logger)
+    if not parser.parse(onnx_path.read_bytes(), str(onnx_path)):
+        errors = [_parser_error_text(parser.get_error(i)) for i in range(parser.num_errors)]
+        raise MkeError(f"TensorRT's ONNX parser rejected {onnx_path.name} with {len(errors)} error(s): "
+                       + "; ".join(errors) + ". `mke.export.trt_readiness.check_onnx` reports such problems node by "
+                       "node without a GPU")
+    return builder, network, parser
+
+
+def _configure(trt, builder, options: BuildOptions, profile: dict, gpu: str):
+    """Workspace, precision flags, the optimization profile, DLA and version compatibility."""
+    config = builder.create_builder_config()
+    config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
+    if options.precision in ("fp16", "int8"):
+        config.set_flag(trt.BuilderFlag.FP16)  # with INT8 too: layers left unquantized run in FP16
+    if options.precision == "int8":
+        config.set_flag(trt.BuilderFlag.INT8)  # Q/DQ scales come from the graph; no calibrator
+    if profile:
+        opt_profile = builder.create_optimization_profile()
+        for name, (lo, opt, hi) in profile.items():
+            opt_profile.set_shape(name, lo, opt, hi)
+        config.add_optimization_profile(opt_profile)
+    if options.dla_core is not None:
+        cores = builder.num_DLA_cores
+        if options.dla_core >= cores:
+            raise MkeError(f"DLA core {options.dla_core} requested but {gpu} has {cores} DLA core(s)"
+                           + (" (DLA exists on Jetson AGX/NX Orin and Xavier)" if cores == 0 else ""))
+        config.default_device_type = trt.DeviceType.DLA
+        config.DLA_core = options.dla_core
+        if options.gpu_fallback:
+            config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
+    if options.version_compatible:
+        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
+        if options.exclude_lean_runtime:
+            config.set_flag(trt.BuilderFlag.EXCLUDE_LEAN_RUNTIME)
+    return config
 
 
 def _parser_error_text(error) -> str:
@@ -439,7 +450,8 @@ class _TorchMemory:
 
     def empty(self, shape, dtype):
         torch_dtype = self._torch.from_numpy(np.empty(0, dtype)).dtype
-        return self._torch.empty(shape, dtype=torch_dtype, device=self._device)
+        with self._torch.cuda.stream(self._stream):  # allocated for the stream TensorRT writes on
+            return self._torch.empty(shape, dtype=torch_dtype, device=self._device)
 
     def pointer(self, tensor) -> int:
         return tensor.data_ptr()

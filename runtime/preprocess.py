@@ -70,8 +70,9 @@ def preprocess_depth(depth_mm: np.ndarray, params: dict, intrinsics: dict | None
         k = {"fx": intrinsics["fx"] * scale_x, "fy": intrinsics["fy"] * scale_y,
              "cx": intrinsics["cx"] * scale_x, "cy": intrinsics["cy"] * scale_y}
         hha = hha_encode(np.where(valid, metres, 0.0), k, up)
-        mean = np.asarray(params.get("mean", (0.0, 0.0, 0.0)), np.float32)[:, None, None]
-        std = np.asarray(params.get("std", (1.0, 1.0, 1.0)), np.float32)[:, None, None]
+        # one number for all three channels, or one per channel
+        mean = np.broadcast_to(np.asarray(params.get("mean", 0.0), np.float32), (3,))[:, None, None]
+        std = np.broadcast_to(np.asarray(params.get("std", 1.0), np.float32), (3,))[:, None, None]
         return ((hha - mean) / std * valid[None]).astype(np.float32)
     raise MkeError(f"depth encoding {encoding!r} is not one of metric, hha")
 

@@ -137,12 +137,18 @@ def evaluate(task, model: torch.nn.Module, data: MKEData, mods: tuple[str, ...],
     return out
 
 
+def _new_model(cfg: dict, task, role: str, mods: tuple, reg, seed: int) -> torch.nn.Module:
+    """A model whose initial weights depend on the seed alone, not on what this process ran before."""
+    torch.manual_seed(seed)
+    return task.build_model(cfg, role, mods, reg)
+
+
 def _teacher_unit(cfg_json: str, root: str, seed: int) -> dict:
     cfg, task, data = _context(cfg_json)
     run = RunDir(Path(root))
     start = time.perf_counter()
     mods = (data.alpha,)
-    model = task.build_model(cfg, "teacher", mods, NO_REG)
+    model = _new_model(cfg, task, "teacher", mods, NO_REG, seed)
     fit(model, data.labeled.select(mods), cfg["teacher"]["optim"], NO_REG, seed=seed, task=task,
         device=cfg["device"], class_weight=task.class_weight(cfg, data))
     save_checkpoint(run.teacher(seed), model, _meta(cfg, data, TEACHER, "teacher", mods, NO_REG, seed))
@@ -223,7 +229,7 @@ def _student_unit(cfg_json: str, root: str, seed: int, job: StudentJob) -> dict:
     labels = PseudoLabelCache(run.pseudo_labels(seed)).load(run.teacher(seed))
     split = training_split(job.method, data, labels, cfg["pseudo_labels"])
     mods = _modalities(job.method, data)
-    model = task.build_model(cfg, "student", mods, job.reg)
+    model = _new_model(cfg, task, "student", mods, job.reg, seed)
     fit(model, split, cfg["student"]["optim"], job.reg, seed=seed, task=task, device=cfg["device"],
         class_weight=task.class_weight(cfg, data))
     save_checkpoint(run.student(seed, job.slug), model, _meta(cfg, data, job.method, "student", mods, job.reg, seed))
@@ -287,17 +293,21 @@ def _comparable(cfg: dict) -> dict:
     return {k: v for k, v in cfg.items() if k not in SPEED_KEYS}
 
 
-def prepare_run_dir(run: RunDir, cfg: dict, fresh: bool) -> None:
-    """Create the run folder, or check that an existing one was made with the same config."""
+def check_run_dir(run: RunDir, cfg: dict, fresh: bool) -> None:
+    """An existing run folder must have been made with the same config (or be started afresh)."""
+    if fresh or not run.config.is_file():
+        return
+    old = load_yaml(run.config)
+    if _comparable(old) != _comparable(cfg):
+        differ = sorted(k for k in set(old) | set(cfg) if k not in SPEED_KEYS and old.get(k) != cfg.get(k))
+        raise MkeError(f"{run.root} holds a run made with another config (differs in: {', '.join(differ)}); "
+                       f"pass --fresh to start it over or --name for a new run")
+
+
+def start_run_dir(run: RunDir, cfg: dict, fresh: bool) -> None:
     if fresh and run.root.exists():
         import shutil
         shutil.rmtree(run.root)
-    if run.config.is_file():
-        old = load_yaml(run.config)
-        if _comparable(old) != _comparable(cfg):
-            differ = sorted(k for k in set(old) | set(cfg) if k not in SPEED_KEYS and old.get(k) != cfg.get(k))
-            raise MkeError(f"{run.root} holds a run made with another config (differs in: {', '.join(differ)}); "
-                           f"pass --fresh to start it over or --name for a new run")
     run.root.mkdir(parents=True, exist_ok=True)
     write_text(run.config, dump_config(cfg))
 
@@ -307,7 +317,7 @@ def run_mke(cfg: dict, root: str | Path, *, fresh: bool = False, progress: bool 
     from mke.train.report import write_report
 
     run = RunDir(Path(root))
-    prepare_run_dir(run, cfg, fresh)
+    check_run_dir(run, cfg, fresh)
     task = get_task(cfg["task"])
     cfg_json = json.dumps(cfg, sort_keys=True)
     seeds = list(range(int(cfg["seeds"])))
@@ -315,7 +325,8 @@ def run_mke(cfg: dict, root: str | Path, *, fresh: bool = False, progress: bool 
         raise MkeError("seeds must be at least 1")
     jobs = plan_students(cfg["methods"], cfg["regularization"])
     started = time.perf_counter()
-    task.prepare(cfg, progress)
+    task.prepare(cfg, progress)  # data problems surface here, before the run folder exists
+    start_run_dir(run, cfg, fresh)
     stages = Stages(int(cfg["workers"]), progress)
     try:
         todo = [(cfg_json, str(run.root), s) for s in seeds

@@ -1,0 +1,720 @@
+"""Will TensorRT 10 build this ONNX, and what would leave the DLA for the GPU? Checked without a GPU.
+
+The workstation has no TensorRT; the Jetson is slow to find out. `check_onnx` reads the graph with
+the `onnx` package and checks, node by node:
+
+- every operator against ONNX-TensorRT's support matrix for TensorRT 10 (onnx/onnx-tensorrt,
+  docs/operators.md at tag 10.1-GA, commit 96e7811) and the restrictions it lists;
+- the opset against the range that parser reads (9 to 20 for TensorRT 10.0–10.1, same document);
+- explicit quantization the way TensorRT needs it (NvInfer.h, IQuantizeLayer/IDequantizeLayer of
+  TensorRT 10.3): signed INT8 (or FP8/INT4) with zero points of 0, constant scales, per-channel
+  scales only for weights and on their output-channel axis, every QuantizeLinear followed by a
+  DequantizeLinear;
+- data-dependent control flow (If, Loop, Scan) and data-dependent output shapes;
+- dynamic input dimensions that need an optimization profile;
+- with `dla=True`, the layers DLA cannot run, which go to the GPU with GPU fallback (warnings):
+  the per-layer DLA limits of TensorRT 10.3's NvInfer.h (branch release/10.3 of NVIDIA/TensorRT) —
+  the TensorRT that JetPack 6 ships for Orin — plus the general limits of the DLA chapter of the
+  TensorRT developer guide (static shapes, dimensions ≤ 8192).
+
+Levels: "error" — the parser or builder will refuse it; "warning" — it builds, with a cost worth
+knowing (GPU fallback, control flow, a profile to give); "info" — facts about the graph.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from mke.runtime.errors import MkeError
+
+OPSET_MIN, OPSET_MAX = 9, 20
+SOURCE_OPS = "onnx/onnx-tensorrt docs/operators.md, tag 10.1-GA"
+SOURCE_DLA = "NVIDIA/TensorRT include/NvInfer.h, release/10.3"
+
+# ONNX-TensorRT 10.1-GA support matrix, "Supported: Y" rows.
+SUPPORTED_OPS = frozenset("""
+Abs Acos Acosh Add And ArgMax ArgMin Asin Asinh Atan Atanh AveragePool BatchNormalization Cast CastLike Ceil
+Celu Clip Concat Constant ConstantOfShape Conv ConvTranspose Cos Cosh CumSum DeformConv DepthToSpace
+DequantizeLinear Div Dropout Einsum Elu Equal Erf Exp Expand EyeLike Flatten Floor GRU Gather GatherElements
+GatherND Gelu Gemm GlobalAveragePool GlobalLpPool GlobalMaxPool Greater GreaterOrEqual GridSample
+GroupNormalization HardSigmoid HardSwish Hardmax Identity If ImageScaler InstanceNormalization IsInf IsNaN LRN
+LSTM LayerNormalization LeakyRelu Less LessOrEqual Log LogSoftmax Loop LpNormalization LpPool MatMul Max MaxPool
+Mean MeanVarianceNormalization Min Mish Mod Mul Neg NonMaxSuppression NonZero Not OneHot Or PRelu Pad
+ParametricSoftplus Pow QuantizeLinear RNN RandomNormal RandomNormalLike RandomUniform RandomUniformLike Range
+Reciprocal ReduceL1 ReduceL2 ReduceLogSum ReduceLogSumExp ReduceMax ReduceMean ReduceMin ReduceProd ReduceSum
+ReduceSumSquare Relu Reshape Resize ReverseSequence RoiAlign Round ScaledTanh Scan Scatter ScatterElements
+ScatterND Selu Shape Shrink Sigmoid Sign Sin Sinh Size Slice Softmax Softplus Softsign SpaceToDepth Split Sqrt
+Squeeze Sub Sum Tan Tanh ThresholdedRelu Tile TopK Transpose Trilu Unsqueeze Upsample Where Xor
+""".split())
+# Same matrix, "Supported: N" rows.
+UNSUPPORTED_OPS = frozenset("""
+AffineGrid Bernoulli BitShift BitwiseAnd BitwiseNot BitwiseOr BitwiseXor BlackmanWindow CenterCropPad Col2Im
+Compress ConcatFromSequence ConvInteger DFT Det DynamicQuantizeLinear HammingWindow HannWindow ImageDecoder
+MatMulInteger MaxRoiPool MaxUnpool MelWeightMatrix Multinomial NegativeLogLikelihoodLoss Optional
+OptionalGetElement OptionalHasElement QLinearConv QLinearMatMul RegexFullMatch STFT SequenceAt SequenceConstruct
+SequenceEmpty SequenceErase SequenceInsert SequenceLength SequenceMap SoftmaxCrossEntropyLoss SplitToSequence
+StringConcat StringNormalizer StringSplit TfIdfVectorizer Unique
+""".split())
+# Added by later TensorRT 10 releases (onnx-tensorrt CHANGELOG.md): not in JetPack 6's TensorRT 10.3.
+LATER_OPS = {"BlackmanWindow": "10.4", "HammingWindow": "10.4", "HannWindow": "10.4", "STFT": "10.5",
+             "Attention": "10.14", "RMSNormalization": "10.15", "RotaryEmbedding": "10.15", "TensorScatter": "10.15"}
+
+RESIZE_TRANSFORMS = {"half_pixel", "pytorch_half_pixel", "tf_half_pixel_for_nn", "asymmetric", "align_corners"}
+RESIZE_MODES = {"nearest", "linear"}
+RESIZE_NEAREST_MODES = {"floor", "ceil", "round_prefer_floor", "round_prefer_ceil"}
+CONSTANT_INPUTS = {  # op → (input index, what it is): "must be an initializer" in the support matrix
+    **{op: (1, "axes") for op in ("ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceMax",
+                                  "ReduceMean", "ReduceMin", "ReduceProd", "ReduceSum", "ReduceSumSquare",
+                                  "Squeeze", "Unsqueeze")},
+    "CumSum": (1, "axis"), "TopK": (1, "K"), "OneHot": (1, "depth"), "Pad": (3, "axes"),
+}
+QUANT_TYPES_OK = {3: "INT8", 17: "FLOAT8E4M3FN", 22: "INT4"}  # onnx.TensorProto data types TensorRT quantizes to
+TYPE_NAMES = {1: "FLOAT", 2: "UINT8", 3: "INT8", 4: "UINT16", 5: "INT16", 6: "INT32", 21: "UINT4", 22: "INT4"}
+
+# DLA (TensorRT 10.3 NvInfer.h): layers and the ONNX ops that become them.
+DLA_ACTIVATIONS = {"Relu", "Sigmoid", "Tanh", "Clip"}                 # IActivationLayer: kRELU kSIGMOID kTANH kCLIP
+DLA_ELEMENTWISE = {"Add", "Sub", "Mul", "Max", "Min", "Sum"}          # kSUM kPROD kMAX kMIN kSUB
+DLA_UNARY = {"Abs"}                                                   # IUnaryLayer: kABS only
+DLA_NEUTRAL = {"Identity", "Constant", "Shape", "Size", "Dropout", "QuantizeLinear", "DequantizeLinear",
+               "BatchNormalization", "Reshape", "Flatten", "Transpose", "Squeeze", "Unsqueeze"}  # scale/shuffle/no-op
+DLA_REDUCE = {"GlobalAveragePool", "GlobalMaxPool", "GlobalLpPool", "ReduceMean", "ReduceMax", "ReduceMin",
+              "ReduceSum", "ReduceProd", "ReduceL1", "ReduceL2", "ReduceLogSum", "ReduceLogSumExp", "ReduceSumSquare"}
+DLA_MAX_DIM = 8192
+# IResizeLayer on DLA, nearest: (kASYMMETRIC, kFLOOR), (kHALF_PIXEL, kHALF_DOWN), (kHALF_PIXEL, kHALF_UP), all with
+# selector kFORMULA — in ONNX terms, as onnx-tensorrt's Resize importer maps them:
+DLA_NEAREST_RESIZE = {("asymmetric", "floor"), ("half_pixel", "round_prefer_floor"),
+                      ("half_pixel", "round_prefer_ceil")}
+
+
+@dataclass(frozen=True)
+class Finding:
+    level: str                 # "error" | "warning" | "info"
+    rule: str                  # e.g. "unsupported-op", "opset", "qdq", "control-flow", "dynamic-shape", "dla-fallback"
+    message: str
+    node: str | None = None
+    op_type: str | None = None
+
+
+@dataclass
+class Report:
+    path: str
+    opset: int | None
+    dla: bool
+    findings: list[Finding] = field(default_factory=list)
+
+    @property
+    def errors(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "error"]
+
+    @property
+    def warnings(self) -> list[Finding]:
+        return [f for f in self.findings if f.level == "warning"]
+
+    @property
+    def dla_fallbacks(self) -> list[Finding]:
+        return [f for f in self.findings if f.rule == "dla-fallback"]
+
+    @property
+    def ok(self) -> bool:
+        """No errors: TensorRT 10's parser should accept it (warnings may still cost speed)."""
+        return not self.errors
+
+    def to_dict(self) -> dict:
+        return {"path": self.path, "opset": self.opset, "dla": self.dla, "ok": self.ok,
+                "counts": {lvl: sum(f.level == lvl for f in self.findings) for lvl in ("error", "warning", "info")},
+                "findings": [asdict(f) for f in self.findings],
+                "sources": {"operators": SOURCE_OPS, "dla": SOURCE_DLA if self.dla else None}}
+
+    def to_markdown(self) -> str:
+        counts = self.to_dict()["counts"]
+        verdict = "ready for TensorRT 10" if self.ok else "NOT ready for TensorRT 10"
+        lines = [f"# TensorRT readiness: {Path(self.path).name}", "",
+                 f"{verdict} — opset {self.opset}, {counts['error']} error(s), {counts['warning']} warning(s), "
+                 f"{counts['info']} note(s){', DLA checked' if self.dla else ''}.", ""]
+        if self.findings:
+            lines += ["| level | rule | node | op | message |", "|---|---|---|---|---|"]
+            for f in sorted(self.findings, key=lambda f: ("error", "warning", "info").index(f.level)):
+                message = f.message.replace("|", "\\|")
+                lines.append(f"| {f.level} | {f.rule} | {f.node or ''} | {f.op_type or ''} | {message} |")
+            lines.append("")
+        lines.append(f"Sources: {SOURCE_OPS}" + (f"; {SOURCE_DLA}" if self.dla else "") + ".")
+        return "\n".join(lines) + "\n"
+
+
+def check_onnx(path: str | Path, dla: bool = False, batch: tuple[int, int, int] | None = None) -> Report:
+    """Check an ONNX file for TensorRT 10 (and its DLA with `dla=True`); `batch` is the profile mke-export
+    would build with for a dynamic batch, (min, opt, max)."""
+    import onnx
+
+    path = Path(path)
+    if not path.is_file():
+        raise MkeError(f"ONNX file {path} does not exist")
+    try:
+        model = onnx.load(str(path), load_external_data=False)
+    except Exception as exc:  # protobuf DecodeError and friends
+        raise MkeError(f"{path} is not a readable ONNX model ({exc.__class__.__name__}: {str(exc)[:200]})") from None
+    return check_model(model, str(path), dla=dla, batch=batch)
+
+
+def check_model(model, path: str = "<model>", *, dla: bool = False,
+                batch: tuple[int, int, int] | None = None) -> Report:
+    """check_onnx for an onnx.ModelProto already in memory."""
+    graph = _Graph(model)
+    report = Report(path=path, opset=graph.opset, dla=dla)
+    add = report.findings.append
+    _check_opset(graph, add)
+    _check_inputs(graph, add, dla, batch)
+    for node in graph.nodes:
+        _check_operator(node, graph, add)
+    _check_qdq(graph, add)
+    if dla:
+        for node in graph.nodes:
+            _check_dla(node, graph, add)
+    return report
+
+
+# --- the graph, indexed ----------------------------------------------------------------------------------------
+
+class _Graph:
+    def __init__(self, model):
+        import onnx
+        from onnx import numpy_helper
+
+        self._onnx, self._numpy_helper = onnx, numpy_helper
+        self.model = model
+        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
+        try:
+            inferred = onnx.shape_inference.infer_shapes(model)
+        except Exception:  # shape inference is a help here, not a requirement
+            inferred = model
+        self.ranks: dict[str, int] = {}
+        self.shapes: dict[str, list[int]] = {}
+        for value in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
+            if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape"):
+                dims = value.type.tensor_type.shape.dim
+                self.ranks[value.name] = len(dims)
+                self.shapes[value.name] = [d.dim_value if d.HasField("dim_value") else -1 for d in dims]
+        self.initializers = {}
+        self.nodes, self.producer, self.consumers = [], {}, {}
+        self._labels: dict[int, str] = {}
+        self._depth: dict[int, int] = {}
+        self.graph_outputs = {o.name for o in model.graph.output}
+        self._collect(model.graph, depth=0)
+        self._static: dict[str, bool] = {}
+
+    def _collect(self, graph, depth: int) -> None:
+        for init in graph.initializer:
+            self.initializers[init.name] = init
+        for node in graph.node:
+            self.nodes.append(node)
+            self._labels[id(node)] = node.name or f"<{node.op_type} → {node.output[0] if node.output else '?'}>"
+            self._depth[id(node)] = depth
+            for out in node.output:
+                if out:
+                    self.producer[out] = node
+            for i, name in enumerate(node.input):
+                if name:
+                    self.consumers.setdefault(name, []).append((node, i))
+            for attr in node.attribute:
+                if attr.type == self._onnx.AttributeProto.GRAPH:
+                    self._collect(attr.g, depth + 1)
+                elif attr.type == self._onnx.AttributeProto.GRAPHS:
+                    for sub in attr.graphs:
+                        self._collect(sub, depth + 1)
+
+    def label(self, node) -> str:
+        return self._labels[id(node)]
+
+    def in_subgraph(self, node) -> bool:
+        return self._depth[id(node)] > 0
+
+    def attr(self, node, name: str, default=None):
+        for a in node.attribute:
+            if a.name == name:
+                value = self._onnx.helper.get_attribute_value(a)
+                return value.decode() if isinstance(value, bytes) else value
+        return default
+
+    def input(self, node, index: int) -> str | None:
+        return node.input[index] if len(node.input) > index and node.input[index] else None
+
+    def is_constant(self, name: str | None) -> bool:
+        if name is None:
+            return False
+        if name in self.initializers:
+            return True
+        node = self.producer.get(name)
+        return node is not None and node.op_type == "Constant"
+
+    def const(self, name: str | None):
+        """The value of an initializer or Constant output, else None."""
+        if name is None:
+            return None
+        if name in self.initializers:
+            return self._numpy_helper.to_array(self.initializers[name])
+        node = self.producer.get(name)
+        if node is None or node.op_type != "Constant":
+            return None
+        for a in node.attribute:
+            if a.name == "value":
+                return self._numpy_helper.to_array(a.t)
+            if a.name in ("value_float", "value_int", "value_floats", "value_ints"):
+                return np.asarray(self._onnx.helper.get_attribute_value(a))
+        return None
+
+    def const_type(self, name: str | None) -> int | None:
+        """onnx.TensorProto data type of a constant, else None."""
+        if name in self.initializers:
+            return self.initializers[name].data_type
+        node = self.producer.get(name) if name else None
+        if node is not None and node.op_type == "Constant":
+            for a in node.attribute:
+                if a.name == "value":
+                    return a.t.data_type
+        return None
+
+    def is_static(self, name: str) -> bool:
+        """Known at build time: a constant, a shape, or computed only from those (shape arithmetic)."""
+        if name in self._static:
+            return self._static[name]
+        self._static[name] = False  # guards against cycles through Loop bodies
+        node = self.producer.get(name)
+        if self.is_constant(name):
+            result = True
+        elif node is None:
+            result = False
+        elif node.op_type in ("Shape", "Size"):
+            result = True
+        else:
+            inputs = [i for i in node.input if i]
+            result = bool(inputs) and all(self.is_static(i) for i in inputs)
+        self._static[name] = result
+        return result
+
+    def weight_source(self, name: str | None) -> str | None:
+        """The initializer behind a tensor, looking through DequantizeLinear/QuantizeLinear/Identity."""
+        seen = 0
+        while name is not None and seen < 4:
+            if self.is_constant(name):
+                return name
+            node = self.producer.get(name)
+            if node is None or node.op_type not in ("DequantizeLinear", "QuantizeLinear", "Identity"):
+                return None
+            name, seen = self.input(node, 0), seen + 1
+        return None
+
+
+# --- checks ----------------------------------------------------------------------------------------------------
+
+def _finding(add, level, rule, message, graph=None, node=None) -> None:
+    add(Finding(level, rule, message, graph.label(node) if node is not None else None,
+                node.op_type if node is not None else None))
+
+
+def _check_opset(graph: _Graph, add) -> None:
+    if graph.opset is None:
+        _finding(add, "error", "opset", "the model imports no default-domain (ai.onnx) opset")
+    elif graph.opset < OPSET_MIN:
+        _finding(add, "error", "opset", f"opset {graph.opset} is older than TensorRT 10's ONNX parser reads "
+                 f"({OPSET_MIN} to {OPSET_MAX}): re-export with an opset_version from {OPSET_MIN} to {OPSET_MAX}")
+    elif graph.opset > OPSET_MAX:
+        _finding(add, "error", "opset", f"opset {graph.opset} is newer than TensorRT 10.0–10.3's ONNX parser reads "
+                 f"({OPSET_MIN} to {OPSET_MAX}; later 10.x releases read more): re-export with opset_version=18, "
+                 f"as mke-export does")
+    else:
+        _finding(add, "info", "opset", f"opset {graph.opset}, within TensorRT 10's range {OPSET_MIN} to {OPSET_MAX}")
+    for imp in graph.model.opset_import:
+        if imp.domain not in ("", "ai.onnx"):
+            _finding(add, "info", "opset", f"the model also imports domain '{imp.domain}' (version {imp.version})")
+
+
+def _check_inputs(graph: _Graph, add, dla: bool, batch) -> None:
+    for value in graph.model.graph.input:
+        if value.name in graph.initializers:
+            continue
+        dims = value.type.tensor_type.shape.dim
+        shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
+        dynamic = [i for i, d in enumerate(shape) if not isinstance(d, int) or d <= 0]
+        if dynamic and dynamic != [0]:
+            _finding(add, "warning", "dynamic-shape", f"input '{value.name}' {shape} has dynamic dimensions beyond "
+                     f"the batch: mke-export profiles only the batch; export with a fixed size")
+        elif dynamic and batch is None:
+            _finding(add, "warning", "dynamic-shape", f"input '{value.name}' {shape} has a dynamic batch and no "
+                     f"optimization profile was given: build with batch=(min, opt, max)")
+        elif dynamic:
+            _finding(add, "info", "dynamic-shape", f"input '{value.name}' {shape}: dynamic batch, profile "
+                     f"min/opt/max = {tuple(batch)}")
+        if dla and dynamic and not (dynamic == [0] and batch is not None and len(set(batch)) == 1):
+            _finding(add, "warning", "dla-fallback", f"input '{value.name}' {shape} is dynamic: DLA needs static "
+                     f"shapes (a profile with min = opt = max), or the network runs on the GPU")
+        if dla and any(isinstance(d, int) and d > DLA_MAX_DIM for d in shape[1:]):
+            _finding(add, "warning", "dla-fallback", f"input '{value.name}' {shape} has a dimension above "
+                     f"{DLA_MAX_DIM}, DLA's limit for non-batch dimensions")
+
+
+def _check_operator(node, graph: _Graph, add) -> None:
+    op = node.op_type
+    if node.domain not in ("", "ai.onnx"):
+        _finding(add, "error", "unsupported-op", f"operator {node.domain}::{op} is outside the ONNX standard domain: "
+                 f"TensorRT runs it only through a plugin registered under that name", graph, node)
+        return
+    if op in LATER_OPS:
+        _finding(add, "error", "unsupported-op", f"{op} needs TensorRT {LATER_OPS[op]} or later; JetPack 6 has "
+                 f"TensorRT 10.3", graph, node)
+        return
+    if op in UNSUPPORTED_OPS:
+        _finding(add, "error", "unsupported-op", f"{op} is not supported by TensorRT 10's ONNX parser "
+                 f"({SOURCE_OPS})", graph, node)
+        return
+    if op not in SUPPORTED_OPS:
+        _finding(add, "error", "unsupported-op", f"{op} is not in TensorRT 10's ONNX operator list ({SOURCE_OPS})",
+                 graph, node)
+        return
+    if op in CONSTANT_INPUTS:
+        index, what = CONSTANT_INPUTS[op]
+        name = graph.input(node, index)
+        if name is not None and not graph.is_constant(name):
+            _finding(add, "error", "restriction", f"{op}'s `{what}` input must be an initializer (a constant), "
+                     f"here it is computed ('{name}')", graph, node)
+    if op in ("If", "Loop", "Scan"):
+        _finding(add, "warning", "control-flow", f"{op} is data-dependent control flow: TensorRT builds it as "
+                 f"{'a conditional' if op == 'If' else 'a loop'} layer on the GPU (never DLA), slower than straight "
+                 f"layers; fold it at export (a fixed branch, an unrolled loop) if the model allows", graph, node)
+    if op in ("NonZero", "NonMaxSuppression"):
+        _finding(add, "warning", "data-dependent-shape", f"{op}'s output shape depends on the data: TensorRT "
+                 f"supports it, but runners with fixed output buffers (MKE's) cannot hold it", graph, node)
+    check = _RESTRICTIONS.get(op)
+    if check:
+        for level, message in check(node, graph):
+            _finding(add, level, "restriction", message, graph, node)
+
+
+def _restrict_resize(node, graph: _Graph):
+    mode = graph.attr(node, "mode", "nearest")
+    transform = graph.attr(node, "coordinate_transformation_mode", "half_pixel")
+    nearest = graph.attr(node, "nearest_mode", "round_prefer_floor")
+    if mode == "cubic":
+        yield "warning", ("cubic mode is not among the supported Resize modes TensorRT 10 documents "
+                          "(nearest, linear); use linear")
+    elif mode not in RESIZE_MODES:
+        yield "error", f"Resize mode '{mode}' is not supported (nearest, linear)"
+    if transform not in RESIZE_TRANSFORMS:
+        yield "error", (f"coordinate_transformation_mode '{transform}' is not supported "
+                        f"({', '.join(sorted(RESIZE_TRANSFORMS))})")
+    if mode == "nearest" and nearest not in RESIZE_NEAREST_MODES:
+        yield "error", f"nearest_mode '{nearest}' is not supported ({', '.join(sorted(RESIZE_NEAREST_MODES))})"
+    if graph.attr(node, "antialias", 0):
+        yield "error", "antialiasing is not supported"
+    if graph.attr(node, "keep_aspect_ratio_policy", "stretch") != "stretch":
+        yield "error", "only keep_aspect_ratio_policy 'stretch' is supported"
+
+
+def _restrict_pool(node, graph: _Graph):
+    kernel = graph.attr(node, "kernel_shape", [])
+    if len(kernel) not in (2, 3):
+        yield "error", f"only 2D or 3D pooling is supported; kernel_shape is {list(kernel)}"
+    if any(d != 1 for d in graph.attr(node, "dilations", []) or []):
+        yield "error", "pooling `dilations` must be empty or all ones"
+    if node.op_type == "MaxPool" and len(node.output) > 1 and node.output[1]:
+        yield "error", "the `Indices` output of MaxPool is not supported"
+
+
+def _restrict_topk(node, graph: _Graph):
+    if graph.attr(node, "sorted", 1) != 1:
+        yield "error", "TopK needs sorted=1"
+    k = graph.const(graph.input(node, 1))
+    if k is not None and int(np.asarray(k).reshape(-1)[0]) >= 3840:
+        yield "error", f"TopK's K must be below 3840, got {int(np.asarray(k).reshape(-1)[0])}"
+
+
+def _restrict_lstm(node, graph: _Graph):
+    if graph.attr(node, "input_forget", 0) != 0 or graph.attr(node, "layout", 0) != 0:
+        yield "error", "LSTM needs input_forget = 0 and layout = 0"
+
+
+def _restrict_layernorm(node, graph: _Graph):
+    if any(node.output[1:]):
+        yield "error", "only the first output (Y) of LayerNormalization is supported"
+
+
+def _restrict_dropout(node, graph: _Graph):
+    training = graph.input(node, 2)
+    if training is not None and (not graph.is_constant(training) or bool(np.asarray(graph.const(training)).any())):
+        yield "error", "Dropout's `training_mode` must be a constant False (export the model in eval mode)"
+
+
+def _restrict_if(node, graph: _Graph):
+    then_branch, else_branch = graph.attr(node, "then_branch"), graph.attr(node, "else_branch")
+    if then_branch is not None and else_branch is not None:
+        shared = {o.name for o in then_branch.output} & {o.name for o in else_branch.output}
+        if shared:
+            yield "error", f"the two branches of If must name their outputs differently; both have {sorted(shared)}"
+
+
+_RESTRICTIONS = {"Resize": _restrict_resize, "MaxPool": _restrict_pool, "AveragePool": _restrict_pool,
+                 "LpPool": _restrict_pool, "TopK": _restrict_topk, "LSTM": _restrict_lstm,
+                 "LayerNormalization": _restrict_layernorm, "Dropout": _restrict_dropout, "If": _restrict_if}
+
+
+def _check_qdq(graph: _Graph, add) -> None:
+    quant = [n for n in graph.nodes if n.op_type == "QuantizeLinear"]
+    dequant = [n for n in graph.nodes if n.op_type == "DequantizeLinear"]
+    if not quant and not dequant:
+        return
+    _finding(add, "info", "qdq", f"explicitly quantized: {len(quant)} QuantizeLinear and {len(dequant)} "
+             f"DequantizeLinear nodes; build with precision int8 (BuilderFlag.INT8 on TensorRT 10), no calibrator")
+    for node in quant + dequant:
+        for level, message in _qdq_node_problems(node, graph):
+            _finding(add, level, "qdq", message, graph, node)
+
+
+def _qdq_node_problems(node, graph: _Graph):
+    op, x, scale_name, zp_name = node.op_type, graph.input(node, 0), graph.input(node, 1), graph.input(node, 2)
+    # zero point: symmetric, signed
+    if op == "DequantizeLinear" and graph.const_type(x) == 2:
+        yield "error", "UINT8 weights: TensorRT dequantizes signed INT8 (or FP8/INT4) only; quantize weights as QInt8"
+    if zp_name is None:
+        zp_type = graph.attr(node, "output_dtype", 0) or (2 if op == "QuantizeLinear" else None)
+        if zp_type == 2:
+            yield "error", ("QuantizeLinear without a zero point quantizes to UINT8; TensorRT needs signed INT8 "
+                            "with zero point 0 (symmetric)")
+    elif not graph.is_constant(zp_name):
+        yield "error", f"zero point '{zp_name}' must be a constant"
+    else:
+        zp_type, zp = graph.const_type(zp_name), graph.const(zp_name)
+        if zp_type == 6 and op == "DequantizeLinear":
+            yield "error", ("INT32 dequantization (a quantized bias, onnxruntime's default): TensorRT dequantizes "
+                            "INT8, FP8 or INT4 only — quantize with extra_options QuantizeBias=False")
+        elif zp_type not in QUANT_TYPES_OK:
+            yield "error", (f"zero point type {TYPE_NAMES.get(zp_type, zp_type)}: TensorRT quantizes to signed INT8 "
+                            f"(or FP8/INT4) only — quantize with QInt8 activations and weights (ActivationSymmetric, "
+                            f"WeightSymmetric)")
+        if zp is not None and np.any(zp.astype(np.float64) != 0):
+            yield "error", (f"asymmetric quantization (zero point {np.unique(zp)[:4].tolist()}): TensorRT supports "
+                            f"only symmetric quantization, zero point 0")
+    # scale: a build-time constant; per-channel only for weights, on the output-channel axis
+    scale = graph.const(scale_name)
+    if scale is None:
+        yield "error", f"scale '{scale_name}' must be a build-time constant"
+        return
+    if scale.size <= 1:
+        pass
+    elif graph.weight_source(x) is None:
+        yield "error", (f"per-channel scale ({scale.size} values) on an activation: TensorRT quantizes activations "
+                        f"per tensor only (one scale)")
+    elif op == "DequantizeLinear":
+        expected = _weight_axis(node, graph)
+        weight = graph.const(graph.weight_source(x))
+        rank = weight.ndim if weight is not None else graph.ranks.get(x, 4)
+        axis = graph.attr(node, "axis", 1)
+        axis = axis + rank if axis < 0 else axis
+        if expected is not None and axis != expected[0]:
+            yield "error", (f"per-channel weights quantized along axis {axis}; TensorRT needs the output-channel "
+                            f"axis {expected[0]} for the weights of {expected[1]}")
+        elif weight is not None and axis < weight.ndim and weight.shape[axis] != scale.size:
+            yield "error", f"{scale.size} scales for {weight.shape[axis]} channels along axis {axis}"
+    # pairs: Q → DQ, DQ ← Q or weights
+    if op == "QuantizeLinear":
+        out = node.output[0]
+        bad = [c for c, _ in graph.consumers.get(out, []) if c.op_type != "DequantizeLinear"]
+        if bad:
+            yield "error", (f"its output feeds {', '.join(f'{c.op_type} {graph.label(c)!r}' for c in bad[:3])}: "
+                            f"TensorRT needs every QuantizeLinear followed by a DequantizeLinear")
+        if out in graph.graph_outputs:
+            yield "error", "its INT8 output is a graph output: end the graph with DequantizeLinear"
+        q_axis = graph.attr(node, "axis", 1)
+        for c, _ in graph.consumers.get(out, []):
+            if c.op_type == "DequantizeLinear" and scale.size > 1 and graph.attr(c, "axis", 1) != q_axis:
+                yield "error", f"its axis {q_axis} differs from the axis of DequantizeLinear {graph.label(c)!r}"
+    else:
+        producer = graph.producer.get(x) if x else None
+        if not graph.is_constant(x) and (producer is None or producer.op_type != "QuantizeLinear"):
+            source = f"{producer.op_type} {graph.label(producer)!r}" if producer else "a graph input"
+            yield "error", (f"its input '{x}' comes from {source}, not from a QuantizeLinear or weights: "
+                            f"Q/DQ must come in pairs")
+
+
+def _weight_axis(dq, graph: _Graph):
+    """(axis, layer) the per-channel scales of these weights must use, from the layer that consumes them."""
+    for consumer, index in graph.consumers.get(dq.output[0], []):
+        label = f"{consumer.op_type} {graph.label(consumer)!r}"
+        if consumer.op_type == "Conv" and index == 1:
+            return 0, label
+        if consumer.op_type == "ConvTranspose" and index == 1:
+            return 1, label
+        if consumer.op_type == "Gemm" and index == 1:
+            return (0 if graph.attr(consumer, "transB", 0) else 1), label
+        if consumer.op_type == "MatMul" and index == 1:
+            rank = graph.ranks.get(dq.output[0], 2)
+            return rank - 1, label
+    return None
+
+
+# --- DLA -------------------------------------------------------------------------------------------------------
+
+def _check_dla(node, graph: _Graph, add) -> None:
+    op = node.op_type
+    if op in DLA_NEUTRAL or graph.in_subgraph(node) or node.domain not in ("", "ai.onnx"):
+        return
+    if all(graph.is_static(i) for i in node.input if i):
+        return  # shape arithmetic, folded at build time
+    reasons = list(_dla_problems(node, graph))
+    if reasons:
+        _finding(add, "warning", "dla-fallback", f"runs on the GPU, not DLA: {'; '.join(reasons)}", graph, node)
+
+
+def _dla_problems(node, graph: _Graph):
+    op = node.op_type
+    if op in DLA_ACTIVATIONS or op in DLA_ELEMENTWISE or op in DLA_UNARY:
+        return
+    if op in DLA_REDUCE:
+        yield (f"{op} is imported as a reduce layer (onnx-tensorrt's IReduceLayer, not pooling), which is not "
+               f"among DLA's layers; where the map is at most 8×8, an AveragePool with that window can run on DLA "
+               f"(ESANet splits its global pooling for this)")
+    elif op in ("Div", "Pow"):
+        yield f"DLA's element-wise layer runs only sum, sub, product, max and min; {op} falls back"
+    elif op in ("Equal", "Greater", "Less", "GreaterOrEqual", "LessOrEqual", "And", "Or", "Xor", "Mean", "Mod"):
+        yield f"{op} is not an element-wise operation DLA runs (sum, sub, product, max, min)"
+    elif op in ("Exp", "Log", "Sqrt", "Neg", "Reciprocal", "Sin", "Cos", "Tan", "Floor", "Ceil", "Round", "Erf",
+                "Not", "Sign", "Asin", "Acos", "Atan", "Sinh", "Cosh", "Asinh", "Acosh", "Atanh"):
+        yield f"DLA's unary layer runs only Abs; {op} falls back"
+    elif op in ("LeakyRelu", "Elu", "Selu", "Celu", "Softplus", "Softsign", "HardSigmoid", "HardSwish", "Gelu",
+                "Mish", "ThresholdedRelu", "ScaledTanh", "ParametricSoftplus"):
+        yield (f"DLA's activation layer runs ReLU, Sigmoid, TanH and Clip (TensorRT 10.3 API notes; the current "
+               f"DLA table adds Leaky ReLU); {op} falls back")
+    elif op == "Gather":
+        yield "the gather layer has no DLA support"
+    elif op in ("Conv", "ConvTranspose"):
+        yield from _dla_conv(node, graph)
+    elif op in ("MaxPool", "AveragePool"):
+        yield from _dla_pool(node, graph)
+    elif op in ("Resize", "Upsample"):
+        yield from _dla_resize(node, graph)
+    elif op == "PRelu":
+        if not graph.is_constant(graph.input(node, 1)):
+            yield "PRelu's slopes must be a build-time constant on DLA"
+    elif op == "Concat":
+        rank = graph.ranks.get(node.input[0], 4)
+        axis = graph.attr(node, "axis", 1)
+        if (axis + rank if axis < 0 else axis) != rank - 3:
+            yield f"DLA concatenates only along the channel axis (axis {rank - 3} here), not axis {axis}"
+    elif op == "Softmax":
+        rank = graph.ranks.get(node.input[0], 4)
+        axis = graph.attr(node, "axis", -1 if (graph.opset or 13) >= 13 else 1)
+        axis = axis + rank if axis < 0 else axis
+        if axis == 0 or axis < rank - 3:
+            yield f"DLA's softmax runs along the channel or spatial axes, not axis {axis}"
+    elif op == "LRN":
+        if graph.attr(node, "size", 0) not in (3, 5, 7, 9):
+            yield f"DLA's LRN window must be 3, 5, 7 or 9, got {graph.attr(node, 'size')}"
+    elif op == "Slice":
+        yield from _dla_slice(node, graph)
+    else:
+        yield f"{op} is not among the layers DLA runs"
+
+
+def _ints(value) -> list[int]:
+    return [int(v) for v in (value or [])]
+
+
+def _dla_conv(node, graph: _Graph):
+    weight = graph.const(graph.weight_source(graph.input(node, 1)))
+    kernel = _ints(graph.attr(node, "kernel_shape")) or (list(weight.shape[2:]) if weight is not None else [])
+    strides = _ints(graph.attr(node, "strides")) or [1] * len(kernel)
+    dilations = _ints(graph.attr(node, "dilations")) or [1] * len(kernel)
+    pads = _ints(graph.attr(node, "pads")) or [0] * (2 * len(kernel))
+    group = int(graph.attr(node, "group", 1))
+    if len(kernel) != 2:
+        yield f"DLA runs 2D convolutions only; kernel {kernel}"
+        return
+    if node.op_type == "Conv":
+        if any(not 1 <= k <= 32 for k in kernel):
+            yield f"kernel {kernel} outside DLA's [1, 32]"
+        if any(not 1 <= s <= 8 for s in strides):
+            yield f"stride {strides} outside DLA's [1, 8]"
+        if any(not 1 <= d <= 32 for d in dilations):
+            yield f"dilation {dilations} outside DLA's [1, 32]"
+        if any(not 0 <= p <= 31 for p in pads) or any(p >= kernel[i % 2] for i, p in enumerate(pads)):
+            yield f"padding {pads} outside DLA's [0, 31] or not smaller than the kernel {kernel}"
+        if group > 8192:
+            yield f"{group} groups, above DLA's 8192"
+        if weight is not None and weight.shape[0] > 8192:
+            yield f"{weight.shape[0]} output channels, above DLA's 8192"
+    else:
+        wide = sorted(kernel) in ([1, 64], [1, 96], [1, 128])
+        if any(not 1 <= k <= 32 for k in kernel) and not wide:
+            yield f"deconvolution kernel {kernel} outside DLA's [1, 32] (or 1×64/96/128)"
+        if any(not 1 <= s <= 32 for s in strides) and sorted(strides) not in ([1, 64], [1, 96], [1, 128]):
+            yield f"deconvolution stride {strides} outside DLA's [1, 32]"
+        if any(pads):
+            yield f"deconvolution padding must be 0 on DLA, got {pads}"
+        if group != 1:
+            yield f"grouped deconvolution ({group} groups) is not supported on DLA"
+        if weight is not None and weight.shape[1] * group > 8192:
+            yield f"{weight.shape[1] * group} output channels, above DLA's 8192"
+
+
+def _dla_pool(node, graph: _Graph):
+    kernel = _ints(graph.attr(node, "kernel_shape"))
+    strides = _ints(graph.attr(node, "strides")) or [1] * len(kernel)
+    pads = _ints(graph.attr(node, "pads")) or [0] * (2 * len(kernel))
+    if len(kernel) != 2:
+        yield f"DLA pools in 2D only; kernel {kernel}"
+        return
+    if any(not 1 <= k <= 8 for k in kernel):
+        yield f"pooling window {kernel} larger than DLA's 8×8"
+    if any(not 1 <= s <= 16 for s in strides):
+        yield f"pooling stride {strides} outside DLA's [1, 16]"
+    if any(not 0 <= p <= 7 for p in pads):
+        yield f"pooling padding {pads} outside DLA's [0, 7]"
+
+
+def _dla_resize(node, graph: _Graph):
+    """DLA runs resize with constant scales [1, 1, s, s] and a few (transformation, rounding) combinations;
+    the mapping of ONNX attributes to TensorRT's is onnx-tensorrt's Resize importer (10.1-GA)."""
+    mode = graph.attr(node, "mode", "nearest")
+    if node.op_type == "Upsample" or (graph.opset or 11) < 11:
+        transform, nearest, scales_name, sizes_name = "asymmetric", "floor", graph.input(node, 1), None
+    else:
+        transform = graph.attr(node, "coordinate_transformation_mode", "half_pixel")
+        nearest = graph.attr(node, "nearest_mode", "round_prefer_floor")
+        scales_name, sizes_name = graph.input(node, 2), graph.input(node, 3)
+    if mode not in ("nearest", "linear"):
+        yield f"DLA resizes nearest or linear only, not {mode}"
+    elif mode == "nearest" and (transform, nearest) not in DLA_NEAREST_RESIZE:
+        yield (f"nearest resize on DLA needs (asymmetric, floor) or (half_pixel, round_prefer_floor/ceil); "
+               f"got ({transform}, {nearest})")
+    elif mode == "linear" and transform not in ("half_pixel", "pytorch_half_pixel"):
+        yield f"linear resize on DLA needs half_pixel coordinates, got {transform}"
+    if sizes_name is not None:
+        yield ("the output size is given as `sizes` (an output shape, or computed at run time); DLA needs "
+               "constant `scales` [1, 1, s, s]")
+        return
+    scales = graph.const(scales_name)
+    if scales is None:
+        yield "the scales are computed at run time; DLA needs constant scales [1, 1, s, s]"
+        return
+    scales = [float(s) for s in np.asarray(scales).reshape(-1)]
+    limit = 32 if mode == "nearest" else 4
+    if len(scales) != 4 or scales[:2] != [1.0, 1.0] or any(
+            s != int(s) or not 1 <= s <= limit for s in scales[2:]):
+        yield f"scales {scales}: DLA needs [1, 1, s, s] with integer s in [1, {limit}] for {mode} resize"
+
+
+def _dla_slice(node, graph: _Graph):
+    params = [graph.input(node, i) for i in range(1, 5)]
+    if any(p is not None and not graph.is_constant(p) for p in params):
+        yield "DLA slices with build-time constant starts, ends, axes and steps only"
+        return
+    axes, steps = graph.const(params[2]), graph.const(params[3])
+    rank = graph.ranks.get(node.input[0], 4)
+    if rank != 4:
+        yield f"DLA slices 4D tensors only; this one has rank {rank}"
+    if steps is not None and np.any(np.asarray(steps) != 1):
+        yield f"DLA slices with stride 1 only; steps {np.asarray(steps).tolist()}"
+    axes = list(range(len(graph.const(params[0])))) if axes is None else [int(a) + rank if a < 0 else int(a)
+                                                                          for a in np.asarray(axes).reshape(-1)]
+    if 0 in axes:
+        yield "DLA does not slice along the first (batch) dimension"
