@@ -94,9 +94,8 @@ def _fail(art: Artifact, message: str) -> None:
     raise MkeError(message)
 
 
-def export_model(rm: RunModel, ctx: RunContext, opts: Options, log) -> list[Artifact]:
+def export_model(rm: RunModel, ctx: RunContext, opts: Options, log, reference: torch.Tensor) -> list[Artifact]:
     out = opts.out
-    reference = _reference_logits(rm, ctx)
     arts = []
     fp32 = Artifact(rm.name, FORMATS["onnx"], out / f"{rm.name}.onnx")
     log(f"{rm.name}: exporting to ONNX (opset 18{', dynamic batch' if opts.dynamic_batch else ''})")
@@ -117,6 +116,64 @@ def export_model(rm: RunModel, ctx: RunContext, opts: Options, log) -> list[Arti
                         f"(tolerance {FP16_METRIC_DROP}); removed")
         arts.append(half)
     return arts
+
+
+def _trt_predict(engine: Path, split, names: list[str]) -> torch.Tensor:
+    from mke.export.tensorrt_build import TrtRunner
+
+    outs = []
+    with TrtRunner(engine) as runner:
+        for i in range(len(split)):
+            feed = {m: split.inputs[m][i:i + 1].numpy() for m in names}
+            outs.append(torch.from_numpy(next(iter(runner.infer(feed).values())).astype("float32")))
+    return torch.cat(outs)
+
+
+def tensorrt_engines(rm: RunModel, ctx: RunContext, onnx_arts: list[Artifact], opts: Options, log,
+                     reference: torch.Tensor) -> list[Artifact]:
+    """FP16 / INT8 engines where TensorRT and a GPU are present; otherwise rows that say why not."""
+    from mke.export.tensorrt_build import BuildOptions, build_engine, import_tensorrt
+
+    wanted = [("engine-fp16", "onnx", "fp16")] if opts.fp16 else []
+    wanted += [("engine-int8", "onnx-int8", "int8")] if opts.int8 else []
+    sources = {a.fmt.key: a for a in onnx_arts}
+    arts = []
+    try:
+        import_tensorrt()
+        missing = None
+    except MkeError as exc:
+        missing = str(exc)
+    for key, source_key, precision in wanted:
+        art = Artifact(rm.name, FORMATS[key], opts.out / f"{rm.name}{FORMATS[key].suffix}")
+        source = sources.get(source_key)
+        if missing or source is None:
+            art.status = "not built: no TensorRT here" if missing else f"not built: no {source_key} artifact"
+            arts.append(art)
+            continue
+        batch = (1, 1, 16) if opts.dynamic_batch else None
+        art.path = build_engine(source.path, opts.out, BuildOptions(precision=precision, batch=batch), spec=rm.spec,
+                                model_name=rm.name)
+        art.parity = parity(reference, _trt_predict(art.path, ctx.data.test, rm.spec.input_names), ctx.task.kind,
+                            ctx.data.test.targets)
+        arts.append(art)
+    if missing and wanted:
+        log(f"{rm.name}: {missing}")
+    return arts
+
+
+def readiness(onnx_arts: list[Artifact]) -> dict:
+    """TensorRT 10 (and DLA) readiness of every ONNX artifact, checked without a GPU."""
+    from mke.export.trt_readiness import check_onnx
+
+    out = {}
+    for art in onnx_arts:
+        if art.fmt.precision == "int8-cpu" or not art.path.is_file():
+            continue  # for ONNX Runtime on CPUs, not for TensorRT
+        report = check_onnx(art.path, dla=True)
+        out[art.path.name] = report
+        if not report.ok:
+            art.notes.append(f"TensorRT readiness: {len(report.errors)} error(s), see export_report.md")
+    return out
 
 
 def benchmark(arts: list[Artifact], rm: RunModel, ctx: RunContext, opts: Options) -> dict:
@@ -157,13 +214,27 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines)
 
 
+def how_to_run(report: dict) -> str:
+    """The commands that run each artifact live (mke-live picks the backend from the file)."""
+    lines = ["## Run them live", ""]
+    for a in report["artifacts"]:
+        if a["model"] == "student" and a["status"] == "ok":
+            sensor = "--sensor realsense" if report["task"] in ("rgbd", "nyuv2") else "--sensor files"
+            lines.append(f"- {a['precision']} ({a['runtime']}): `mke-live {a['path']} {sensor}`")
+    return "\n".join(lines)
+
+
 def export_run(run_dir: str | Path, opts: Options, log=print) -> dict:
     ctx = load_run(run_dir, opts.seed)
     opts.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    artifacts, references = [], []
+    artifacts, references, checks = [], [], {}
     for rm in ctx.models:
-        arts = export_model(rm, ctx, opts, log)
+        reference = _reference_logits(rm, ctx)
+        arts = export_model(rm, ctx, opts, log, reference)
+        checks.update(readiness(arts))
+        if opts.tensorrt:
+            arts += tensorrt_engines(rm, ctx, arts, opts, log, reference)
         log(f"{rm.name}: measuring latency (PyTorch and ONNX Runtime, interleaved, {opts.repeats} runs)")
         ref = benchmark(arts, rm, ctx, opts)
         references.append({"model": rm.name, "metric": arts[0].parity.reference_metric, "latency_ms": ref["median_ms"]})
@@ -172,8 +243,11 @@ def export_run(run_dir: str | Path, opts: Options, log=print) -> dict:
     report = {"run": str(ctx.run.root), "task": ctx.cfg["task"], "metric": ctx.task.metric,
               "reference": {"metric": student_ref["metric"], "latency_ms": student_ref["latency_ms"], "model": "student"},
               "references": references, "artifacts": [a.row() for a in artifacts],
+              "tensorrt_readiness": {name: r.to_dict() for name, r in checks.items()},
               "machine": {"threads": opts.threads or torch.get_num_threads()},
               "seconds": round(time.perf_counter() - started, 1)}
     write_json(opts.out / "export_report.json", report)
-    write_text(opts.out / "export_report.md", f"# Export of {ctx.run.root}\n\n{markdown_table(report)}\n")
+    sections = [f"# Export of {ctx.run.root}", "", markdown_table(report), "", how_to_run(report), ""]
+    sections += [r.to_markdown().replace("# TensorRT readiness", "## TensorRT readiness") for r in checks.values()]
+    write_text(opts.out / "export_report.md", "\n".join(sections))
     return report

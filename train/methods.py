@@ -73,6 +73,12 @@ class Regularization:
 NO_REG = Regularization()
 
 
+def augmentation(strength: str, params: dict) -> Regularization:
+    """T as the task's joint augmentation with these parameters (lists become tuples: hashable)."""
+    return Regularization("augment", strength, augment=tuple(sorted(
+        (k, tuple(v) if isinstance(v, list) else v) for k, v in params.items())))
+
+
 def regularization_settings(reg_cfg: dict) -> list[Regularization]:
     """The settings of T the config asks for, from `{kind: {strength label: value}}`."""
     out = []
@@ -87,8 +93,7 @@ def regularization_settings(reg_cfg: dict) -> list[Regularization]:
             if kind == "augment":
                 if not isinstance(value, dict):
                     raise MkeError(f"regularization.settings.augment.{label} must be a mapping of augmentation parameters")
-                out.append(Regularization(kind, str(label), augment=tuple(sorted(
-                    (k, tuple(v) if isinstance(v, list) else v) for k, v in value.items()))))
+                out.append(augmentation(str(label), value))
             else:
                 if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
                     raise MkeError(f"regularization.settings.{kind}.{label} must be a number >= 0, got {value!r}")

@@ -32,7 +32,7 @@ from mke.train.config import dump_config, load_yaml
 from mke.train.data import MKEData, Split
 from mke.train.fit import fit, predict
 from mke.train.losses import IGNORE_INDEX
-from mke.train.methods import NO_REG, TEACHER, Method, StudentJob, plan_students
+from mke.train.methods import NO_REG, TEACHER, Method, Regularization, StudentJob, augmentation, plan_students
 from mke.train.metrics import per_class_iou, score, score_predictions
 from mke.train.pseudo import PseudoLabelCache, PseudoLabels, TopKProbs, pseudo_targets
 from mke.train.tasks import get_task
@@ -143,13 +143,20 @@ def _new_model(cfg: dict, task, role: str, mods: tuple, reg, seed: int) -> torch
     return task.build_model(cfg, role, mods, reg)
 
 
+def teacher_augmentation(cfg: dict) -> Regularization:
+    """The teacher's own data augmentation (`teacher.augment`, e.g. flip + scale for segmentation):
+    ordinary supervised training on D_l, not MKE's transformation T."""
+    params = cfg["teacher"].get("augment") or {}
+    return augmentation("teacher", params) if params else NO_REG
+
+
 def _teacher_unit(cfg_json: str, root: str, seed: int) -> dict:
     cfg, task, data = _context(cfg_json)
     run = RunDir(Path(root))
     start = time.perf_counter()
     mods = (data.alpha,)
     model = _new_model(cfg, task, "teacher", mods, NO_REG, seed)
-    fit(model, data.labeled.select(mods), cfg["teacher"]["optim"], NO_REG, seed=seed, task=task,
+    fit(model, data.labeled.select(mods), cfg["teacher"]["optim"], teacher_augmentation(cfg), seed=seed, task=task,
         device=cfg["device"], class_weight=task.class_weight(cfg, data))
     save_checkpoint(run.teacher(seed), model, _meta(cfg, data, TEACHER, "teacher", mods, NO_REG, seed))
     result = {"seed": seed, "cells": [[TEACHER.name, "none", "none"]], **evaluate(task, model, data, mods, cfg["device"]),
