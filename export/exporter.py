@@ -17,6 +17,7 @@ from mke.export.onnx_export import onnx_to_fp16, torch_to_onnx
 from mke.export.run_models import RunContext, RunModel, load_run
 from mke.export.verify import Parity, interleaved_latency, ort_predict, ort_session, parity
 from mke.train.fit import predict
+from mke.train.metrics import score
 
 FP32_MAX_ABS_DIFF = 1e-4   # logits, FP32 ONNX against PyTorch
 FP16_METRIC_DROP = 0.2     # task-metric points, FP16 ONNX against FP32
@@ -115,6 +116,39 @@ def export_model(rm: RunModel, ctx: RunContext, opts: Options, log, reference: t
             _fail(half, f"{half.path.name}: FP16 loses {drop:.2f} points of {ctx.task.metric} against FP32 "
                         f"(tolerance {FP16_METRIC_DROP}); removed")
         arts.append(half)
+    if opts.int8:
+        arts += int8_artifacts(rm, ctx, fp32, opts, log, reference)
+    return arts
+
+
+def int8_artifacts(rm: RunModel, ctx: RunContext, fp32: Artifact, opts: Options, log,
+                   reference: torch.Tensor) -> list[Artifact]:
+    """`int8` (TensorRT Q/DQ) and `int8-cpu` (ONNX Runtime CPU) from one calibration set drawn from the
+    run's unlabeled multimodal data (what the device will see), each within the accuracy budget."""
+    from mke.calib.budget import quantize_within_budget
+    from mke.calib.quantize import quantize_int8, quantize_int8_cpu
+    from mke.calib.samples import ensure_calibration
+
+    names = rm.spec.input_names
+    arrays = {m: ctx.data.unlabeled.inputs[m].numpy() for m in names}
+    calib = ensure_calibration(opts.out / f"calibration.{rm.name}.npz", fp32.path, arrays, n=opts.calib_samples)
+    batch = 32 if opts.dynamic_batch else 1
+
+    def evaluate(path) -> float:
+        return score(ctx.task.kind, ort_predict(ort_session(path, opts.threads), ctx.data.test, names, batch),
+                     ctx.data.test.targets)
+
+    arts = []
+    for key, quantize in (("onnx-int8", quantize_int8), ("onnx-int8-cpu", quantize_int8_cpu)):
+        art = Artifact(rm.name, FORMATS[key], opts.out / f"{rm.name}{FORMATS[key].suffix}")
+        log(f"{rm.name}: quantizing to {art.fmt.precision} on {calib.name} (budget {opts.budget} points)")
+        result = quantize_within_budget(fp32.path, calib, quantize, evaluate, art.path, budget=opts.budget)
+        _verify(art, rm, ctx, reference, opts)
+        if result.excluded:
+            art.notes.append(f"kept in FP32 to fit the budget: {', '.join(result.excluded)}")
+        if not result.within_budget:
+            art.status = f"over budget: -{result.drop:.2f} points"
+        arts.append(art)
     return arts
 
 
