@@ -27,15 +27,7 @@ TINY = ["seeds=1", "workers=1", "device=cpu", "model.encoder=tiny", "model.decod
         "teacher.optim.batch_size=4", "student.optim.batch_size=4", "report.examples=2"]
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    """Tiny models on a shared 2-core machine: one thread is several times faster than two contending."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def frames():

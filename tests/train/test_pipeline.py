@@ -7,6 +7,8 @@ from mke.runtime.errors import MkeError
 from mke.train import pipeline
 from mke.train.config import resolve_config
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 QUICK = ["seeds=2", "workers=1", "teacher.optim.epochs=200", "student.optim.epochs=100",
          "methods=[UM teacher, UM student, MM student (no reg), MM student]",
          "regularization.settings={input_noise: {strong: 1.0}}"]

@@ -11,6 +11,8 @@ from mke.train.config import resolve_config
 from mke.train.datasets.builtin_rgbd import cache_dir, load_builtin_rgbd
 from mke.train.tasks.segmentation import FrameSet
 
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 TINY = ["seeds=1", "workers=1", "data.width=64", "data.height=48",
         "data.labeled={rooms: 2, frames: 6}", "data.unlabeled={rooms: 2, frames: 10}", "data.test={rooms: 1, frames: 4}",
         "data.recording.frames=0", "preprocess.rgb.size=[48, 64]", "preprocess.depth.size=[48, 64]",
