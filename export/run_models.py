@@ -12,7 +12,7 @@ import torch
 from mke.runtime.errors import MkeError
 from mke.runtime.spec import ModelSpec, OutputSpec
 from mke.train.config import load_yaml
-from mke.train.pipeline import RunDir, _context, load_model, read_json
+from mke.train.pipeline import RunDir, load_model, read_json, run_context
 
 STUDENT = "MM student"
 
@@ -81,7 +81,7 @@ def load_run(run_dir: str | Path, seed: int | None = None) -> RunContext:
     if not run.teacher(seed).is_file():
         raise MkeError(f"{run.root} has no teacher checkpoint for seed {seed} ({run.teacher(seed)})")
     student = _student_checkpoint(run, cfg, seed)
-    _, task, data = _context(json.dumps(cfg, sort_keys=True))
+    _, task, data = run_context(json.dumps(cfg, sort_keys=True))
     metrics = read_json(run.metrics)
     models = []
     for name, path in (("teacher", run.teacher(seed)), ("student", student)):

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -95,7 +96,7 @@ def read_json(path: Path) -> dict | None:
 _CONTEXT: dict[str, tuple] = {}
 
 
-def _context(cfg_json: str):
+def run_context(cfg_json: str):
     """(cfg, task, data) for this config, built once per process."""
     if cfg_json not in _CONTEXT:
         cfg = json.loads(cfg_json)
@@ -151,7 +152,7 @@ def teacher_augmentation(cfg: dict) -> Regularization:
 
 
 def _teacher_unit(cfg_json: str, root: str, seed: int) -> dict:
-    cfg, task, data = _context(cfg_json)
+    cfg, task, data = run_context(cfg_json)
     run = RunDir(Path(root))
     start = time.perf_counter()
     mods = (data.alpha,)
@@ -166,7 +167,7 @@ def _teacher_unit(cfg_json: str, root: str, seed: int) -> dict:
 
 
 def _pseudo_unit(cfg_json: str, root: str, seed: int) -> dict:
-    cfg, task, data = _context(cfg_json)
+    cfg, task, data = run_context(cfg_json)
     run = RunDir(Path(root))
     teacher_sha = file_sha256(run.teacher(seed))
     previous = read_json(run.pseudo_result(seed))
@@ -230,7 +231,7 @@ def training_split(method: Method, data: MKEData, labels: PseudoLabels | None, p
 
 
 def _student_unit(cfg_json: str, root: str, seed: int, job: StudentJob) -> dict:
-    cfg, task, data = _context(cfg_json)
+    cfg, task, data = run_context(cfg_json)
     run = RunDir(Path(root))
     start = time.perf_counter()
     labels = PseudoLabelCache(run.pseudo_labels(seed)).load(run.teacher(seed))
@@ -313,7 +314,6 @@ def check_run_dir(run: RunDir, cfg: dict, fresh: bool) -> None:
 
 def start_run_dir(run: RunDir, cfg: dict, fresh: bool) -> None:
     if fresh and run.root.exists():
-        import shutil
         shutil.rmtree(run.root)
     run.root.mkdir(parents=True, exist_ok=True)
     write_text(run.config, dump_config(cfg))
@@ -351,9 +351,9 @@ def run_mke(cfg: dict, root: str | Path, *, fresh: bool = False, progress: bool 
     finally:
         stages.close()
     report_start = time.perf_counter()
-    _, _, data = _context(cfg_json)
+    _, _, data = run_context(cfg_json)
     metrics = collect_metrics(cfg, task, run, seeds, jobs, data.class_names)
-    metrics["timing_s"] = {**{k: round(v, 2) for k, v in stages.timing.items()}}
+    metrics["timing_s"] = {k: round(v, 2) for k, v in stages.timing.items()}
     figures = write_report(cfg, task, run, data, metrics)
     metrics["timing_s"]["report"] = round(time.perf_counter() - report_start, 2)
     metrics["timing_s"]["total"] = round(time.perf_counter() - started, 2)
