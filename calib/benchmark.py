@@ -11,8 +11,6 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -21,13 +19,7 @@ import onnxruntime as ort
 
 from mke.calib.samples import model_inputs
 from mke.runtime.errors import MkeError
-
-
-@dataclass(frozen=True)
-class Latency:
-    median_ms: float
-    p90_ms: float
-    runs: int
+from mke.runtime.timing import Latency, interleaved_latency, ort_session_options
 
 
 def random_inputs(model: str | os.PathLike, seed: int = 0, batch: int = 1) -> dict[str, np.ndarray]:
@@ -56,12 +48,7 @@ def benchmark_onnx(paths: Sequence[str | os.PathLike], inputs: Mapping[str, np.n
     keys = [str(p) for p in paths]
     if len(set(keys)) != len(keys):
         raise MkeError("benchmark_onnx got the same model twice; pass each path once")
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.log_severity_level = 3
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
+    opts = ort_session_options(threads, spinning)
     sessions = []
     for p in keys:
         if not Path(p).is_file():
@@ -73,17 +60,8 @@ def benchmark_onnx(paths: Sequence[str | os.PathLike], inputs: Mapping[str, np.n
         if wanted - feed.keys():
             raise MkeError(f"{key}: inputs {sorted(wanted - feed.keys())} are not in the benchmark inputs {sorted(feed)}")
     feeds = [{k: feed[k] for k in (i.name for i in s.get_inputs())} for s in sessions]
-    for _ in range(warmup):
-        for sess, f in zip(sessions, feeds):
-            sess.run(None, f)
-    times = [np.empty(runs) for _ in sessions]
-    order = list(range(len(sessions)))
-    for r in range(runs):
-        for j in order[r % len(order):] + order[:r % len(order)]:
-            start = time.perf_counter()
-            sessions[j].run(None, feeds[j])
-            times[j][r] = time.perf_counter() - start
-    return {k: Latency(float(np.median(t) * 1e3), float(np.percentile(t, 90) * 1e3), runs) for k, t in zip(keys, times)}
+    calls = {k: (lambda s=s, f=f: s.run(None, f)) for k, s, f in zip(keys, sessions, feeds)}
+    return interleaved_latency(calls, repeats=runs, warmup=warmup)
 
 
 def format_table(results: Mapping[str, Latency], baseline: str | None = None) -> str:

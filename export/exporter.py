@@ -15,7 +15,8 @@ from mke.runtime.errors import MkeError
 from mke.runtime.fileio import write_json, write_text
 from mke.export.onnx_export import onnx_to_fp16, torch_to_onnx
 from mke.export.run_models import RunContext, RunModel, load_run
-from mke.export.verify import Parity, interleaved_latency, ort_predict, ort_session, parity
+from mke.export.verify import Parity, ort_predict, ort_session, parity
+from mke.runtime.timing import Latency, interleaved_latency
 from mke.train.fit import predict
 from mke.train.metrics import score
 
@@ -66,11 +67,10 @@ class Artifact:
     status: str = "ok"
     parity: Parity | None = None
     notes: list[str] = field(default_factory=list)
-    latency: dict | None = None
+    latency: "Latency | None" = None
 
     def row(self) -> dict:
-        lat = self.latency or {}
-        ms = lat.get("median_ms")
+        ms = None if self.latency is None else self.latency.median_ms
         return {"model": self.model, "path": str(self.path), "format": self.fmt.format, "precision": self.fmt.precision,
                 "runtime": self.fmt.runtime, "status": self.status,
                 "size_mb": round(self.path.stat().st_size / 1e6, 3) if self.path.is_file() else None,
@@ -271,7 +271,7 @@ def export_run(run_dir: str | Path, opts: Options, log=print) -> dict:
             arts += tensorrt_engines(rm, ctx, arts, opts, log, reference)
         log(f"{rm.name}: measuring latency (PyTorch and ONNX Runtime, interleaved, {opts.repeats} runs)")
         ref = benchmark(arts, rm, ctx, opts)
-        references.append({"model": rm.name, "metric": arts[0].parity.reference_metric, "latency_ms": ref["median_ms"]})
+        references.append({"model": rm.name, "metric": arts[0].parity.reference_metric, "latency_ms": ref.median_ms})
         artifacts += arts
     student_ref = next(r for r in references if r["model"] == "student")
     report = {"run": str(ctx.run.root), "task": ctx.cfg["task"], "metric": ctx.task.metric,

@@ -1,10 +1,8 @@
 """Run an ONNX artifact on the test split and compare it with the PyTorch model it came from."""
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 import torch
@@ -16,11 +14,9 @@ from mke.train.metrics import score
 def ort_session(path: str | Path, threads: int = 0):
     import onnxruntime as ort
 
-    options = ort.SessionOptions()
-    if threads:
-        options.intra_op_num_threads = threads
-    options.log_severity_level = 3
-    return ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    from mke.runtime.timing import ort_session_options
+
+    return ort.InferenceSession(str(path), ort_session_options(threads), providers=["CPUExecutionProvider"])
 
 
 def ort_predict(session, split: Split, names: list[str], batch: int = 1) -> torch.Tensor:
@@ -48,18 +44,3 @@ def parity(reference: torch.Tensor, logits: torch.Tensor, kind: str, targets: to
     agree = (reference.argmax(1) == logits.argmax(1)).float().mean().item() * 100
     return Parity(float((reference - logits).abs().max()), agree, score(kind, logits, targets),
                   score(kind, reference, targets))
-
-
-def interleaved_latency(runs: dict[str, Callable[[], object]], repeats: int = 50, warmup: int = 5) -> dict[str, dict]:
-    """Median and p90 milliseconds of each callable, timed in turn within one loop so a shared, noisy
-    machine affects all of them alike (compare ratios, not absolute figures)."""
-    for fn in runs.values():
-        for _ in range(warmup):
-            fn()
-    times = {name: [] for name in runs}
-    for _ in range(repeats):
-        for name, fn in runs.items():
-            start = time.perf_counter()
-            fn()
-            times[name].append((time.perf_counter() - start) * 1000)
-    return {name: {"median_ms": float(np.median(t)), "p90_ms": float(np.percentile(t, 90))} for name, t in times.items()}
