@@ -275,9 +275,16 @@ class Stages:
         bar = tqdm(total=len(units), desc=f"{name:>13}", unit="run", disable=not self.progress, leave=True)
         results = []
         if self.workers == 1 or len(units) <= 1:
-            for args in units:
-                results.append(fn(*args))
-                bar.update()
+            # the same threads per unit as in the pool: float results depend on the thread count, so a
+            # 1-seed run must train its seed exactly as a 10-seed run does
+            threads = torch.get_num_threads()
+            torch.set_num_threads(max(1, self.cores // self.workers))
+            try:
+                for args in units:
+                    results.append(fn(*args))
+                    bar.update()
+            finally:
+                torch.set_num_threads(threads)
         else:
             futures = [self._pool().submit(fn, *args) for args in units]
             try:
