@@ -38,7 +38,8 @@ from mke.train.metrics import per_class_iou, score, score_predictions
 from mke.train.pseudo import PseudoLabelCache, PseudoLabels, TopKProbs, pseudo_targets
 from mke.train.tasks import get_task
 
-# Keys that change how fast a run goes, never its numbers: a resumed run may differ in them.
+# Keys that change how fast a run goes, not what is trained: a resumed run may differ in them. (The
+# threads each unit gets, cores / workers, can change float rounding, hence the last digits.)
 SPEED_KEYS = ("workers",)
 
 
