@@ -10,7 +10,8 @@ from mke.runtime.sim.classes import CLASS_NAMES
 from mke.train import pipeline
 from mke.train.config import resolve_config
 from mke.train.tasks import get_task
-from mke.train.tasks.rgbd import RGBDTask, label_colors
+from mke.train.tasks.base import label_colors
+from mke.train.tasks.rgbd import RGBDTask
 
 H, W = 24, 32
 CLASSES = ["floor", "wall", "box"]

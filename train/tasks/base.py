@@ -1,6 +1,7 @@
 """The contract between the MKE core and a task (TwoMoon, RGB-D segmentation, audio-visual …)."""
 from __future__ import annotations
 
+import colorsys
 from abc import ABC, abstractmethod
 from pathlib import Path
 
@@ -9,6 +10,21 @@ import torch
 from mke.runtime.errors import MkeError
 from mke.train.data import MKEData
 from mke.train.methods import Regularization
+
+def label_colors(n: int) -> tuple[tuple[int, int, int], ...]:
+    """`n` distinct RGB colours for drawing class ids, the same for every run.
+
+    Hues step by the golden ratio round the colour wheel; saturation and value cycle through three
+    levels so that neighbouring ids differ in brightness too.
+    """
+    colors = []
+    for i in range(n):
+        h = (0.07 + i * 0.6180339887498949) % 1.0
+        s = (0.85, 0.55, 0.95)[i % 3]
+        v = (0.95, 0.75, 0.55)[(i // 3) % 3]
+        colors.append(tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb(h, s, v)))
+    return tuple(colors)
+
 
 KINDS = {"classification": "accuracy", "segmentation": "miou", "multilabel": "map"}
 
@@ -56,7 +72,7 @@ class Task(ABC):
         own = getattr(self, "class_colors", ())
         if len(own) == num_classes:
             return [list(map(int, c)) for c in own]
-        return [[(37 * i + 80) % 256, (91 * i + 160) % 256, (53 * i + 30) % 256] for i in range(num_classes)]
+        return [list(c) for c in label_colors(num_classes)]
 
     def class_weight(self, cfg: dict, data: MKEData) -> torch.Tensor | None:
         """Per-class loss weights (for rare classes in segmentation); None weighs classes equally."""

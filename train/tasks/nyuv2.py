@@ -29,7 +29,8 @@ from mke.runtime.errors import MkeError
 from mke.runtime.fileio import atomic_path, write_json
 from mke.train.datasets.nyuv2 import (CLASS_NAMES_40, RGB_INTRINSICS, NYUv2Labeled, load_raw_pair, raw_pairs,
                                       register_depth_to_rgb, scaled_intrinsics)
-from mke.train.tasks.rgbd import SUP, depth_mm, label_colors, resize_frame
+from mke.train.tasks.base import label_colors
+from mke.train.tasks.rgbd import SUP, depth_mm, resize_frame
 from mke.train.tasks.segmentation import FrameSet, RGBDSegmentationTask
 
 CLASS_COLORS_40: tuple[tuple[int, int, int], ...] = label_colors(40)

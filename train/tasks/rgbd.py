@@ -8,13 +8,13 @@ all three. The classes are `data.class_names`, in label-id order.
 """
 from __future__ import annotations
 
-import colorsys
 from pathlib import Path
 
 import numpy as np
 
 from mke.runtime.errors import MkeError
 from mke.runtime.sim.classes import CLASS_COLORS, CLASS_NAMES
+from mke.train.tasks.base import label_colors
 from mke.train.tasks.segmentation import FrameSet, RGBDSegmentationTask
 
 SOURCES = ("builtin", "manifest")
@@ -23,19 +23,6 @@ NEEDS = {"labeled": ("mask",), "unlabeled": ("depth",), "test": ("depth", "mask"
 SUP = "MM student (sup)"
 
 
-def label_colors(n: int) -> tuple[tuple[int, int, int], ...]:
-    """`n` distinct RGB colours for drawing class ids, the same for every run.
-
-    Hues step by the golden ratio round the colour wheel; saturation and value cycle through three
-    levels so that neighbouring ids differ in brightness too.
-    """
-    colors = []
-    for i in range(n):
-        h = (0.07 + i * 0.6180339887498949) % 1.0
-        s = (0.85, 0.55, 0.95)[i % 3]
-        v = (0.95, 0.75, 0.55)[(i // 3) % 3]
-        colors.append(tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb(h, s, v)))
-    return tuple(colors)
 
 
 def depth_mm(depth_m: np.ndarray) -> np.ndarray:
