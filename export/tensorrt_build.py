@@ -19,10 +19,12 @@ from typing import Mapping
 
 import numpy as np
 
-from mke.runtime.engine_file import (PRECISIONS, check_engine_compatible, engine_name, gpu_slug, read_engine,
-                                     write_engine)
+from mke.runtime.engine_file import PRECISIONS, engine_name, gpu_slug, write_engine
 from mke.runtime.errors import MkeError
 from mke.runtime.fileio import atomic_path, file_sha256
+from mke.runtime.live.backends.tensorrt import PycudaMemory, TrtRunner as RuntimeTrtRunner, capturing_logger
+from mke.runtime.live.backends.tensorrt import gpu_info as runtime_gpu_info, gpu_via_cuda_python, gpu_via_pycuda
+from mke.runtime.live.backends.tensorrt import has_module, import_tensorrt as runtime_import_tensorrt
 from mke.runtime.spec import ModelSpec
 
 log = logging.getLogger("mke.export.tensorrt")
@@ -69,53 +71,12 @@ class BuildOptions:
 
 def import_tensorrt():
     """The tensorrt module, or the one-line MkeError that says where engines get built."""
-    try:
-        import tensorrt as trt
-    except ImportError:
-        raise MkeError(NOT_INSTALLED) from None
-    if not trt.__version__.startswith("10."):
-        raise MkeError(f"mke-export builds with TensorRT 10.x and found TensorRT {trt.__version__}; "
-                       f"install the TensorRT 10 that JetPack 6 ships (pip extra mke-edge[gpu])")
-    return trt
+    return runtime_import_tensorrt(NOT_INSTALLED)
 
 
 def gpu_info(device: int = 0) -> tuple[str, str]:
     """(device name, compute capability "8.7") via pycuda, cuda-python or torch, whichever works here."""
-    failures = []
-    for probe in (_gpu_via_pycuda, _gpu_via_cuda_python, _gpu_via_torch):
-        try:
-            found = probe(device)
-        except ImportError:
-            continue
-        except Exception as exc:  # driver errors: no GPU, no driver, device index out of range
-            failures.append(f"{probe.__name__[9:]}: {exc.__class__.__name__}: {exc}")
-            continue
-        if found:
-            return found
-    raise MkeError("no CUDA GPU is visible" + (f" ({'; '.join(failures)})" if failures else "")
-                   + ": engines are built and run on the machine with the GPU (the Jetson), with pycuda installed "
-                   "(pip extra mke-edge[gpu])")
-
-
-def _gpu_via_pycuda(device: int):
-    import pycuda.driver as cuda
-
-    cuda.init()
-    dev = cuda.Device(device)
-    major, minor = dev.compute_capability()
-    return dev.name(), f"{major}.{minor}"
-
-
-def _gpu_via_cuda_python(device: int):
-    try:
-        from cuda.bindings import runtime as cudart
-    except ImportError:
-        from cuda import cudart
-    err, prop = cudart.cudaGetDeviceProperties(device)
-    if int(err) != 0:
-        raise RuntimeError(f"cudaGetDeviceProperties returned {err}")
-    name = prop.name.decode(errors="replace") if isinstance(prop.name, bytes) else str(prop.name)
-    return name.split("\x00", 1)[0].strip(), f"{prop.major}.{prop.minor}"
+    return runtime_gpu_info(device, probes=(gpu_via_pycuda, gpu_via_cuda_python, _gpu_via_torch))
 
 
 def _gpu_via_torch(device: int):
@@ -198,7 +159,7 @@ def build_engine(onnx_path: str | Path, out_dir: str | Path | None = None, optio
 
     trt = import_tensorrt()
     gpu, cc = gpu_info()
-    logger = _capturing_logger(trt)
+    logger = capturing_logger(trt)
     builder, network, _parser = _parse_onnx(trt, logger, onnx_path)  # the parser owns weights the network uses
     config = _configure(trt, builder, options, profile, gpu)
     cache_path = Path(options.timing_cache) if options.timing_cache else \
@@ -296,141 +257,20 @@ def _save_timing_cache(config, path: Path) -> None:
         tmp.write_bytes(memoryview(config.get_timing_cache().serialize()))
 
 
-def _capturing_logger(trt):
-    """A trt.ILogger that forwards to Python logging and keeps errors for the MkeError message."""
-
-    class Logger(trt.ILogger):
-        def __init__(self):
-            trt.ILogger.__init__(self)
-            self.errors: list[str] = []
-
-        def log(self, severity, msg):
-            if severity in (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR):
-                self.errors.append(msg)
-                log.error("TensorRT: %s", msg)
-            elif severity == trt.ILogger.Severity.WARNING:
-                log.warning("TensorRT: %s", msg)
-            else:
-                log.debug("TensorRT: %s", msg)
-
-    return Logger()
-
-
 # --- running an engine, to verify it against ONNX Runtime or PyTorch -------------------------------------------
 
-class TrtRunner:
-    """Runs an MKE engine file: activate() loads it, infer({input: array}) → {output: array}, deactivate() frees.
+class TrtRunner(RuntimeTrtRunner):
+    """The runtime's TensorRT runner (`mke.runtime.live.backends.tensorrt`), with device memory from
+    pycuda or, where pycuda is absent, from torch CUDA tensors (a workstation that has torch)."""
 
-    Device memory comes from pycuda, or from torch CUDA tensors where pycuda is absent. A context manager.
-    """
+    def _import_tensorrt(self):
+        return import_tensorrt()
 
-    def __init__(self, engine_path: str | Path, device: int = 0):
-        self.engine_path, self.device = Path(engine_path), device
-        self.header: dict | None = None
-        self._runtime = self._engine = self._context = self._memory = None
+    def _gpu_info(self) -> tuple[str, str]:
+        return gpu_info(self.device)
 
-    def __enter__(self) -> "TrtRunner":
-        self.activate()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.deactivate()
-
-    def activate(self) -> None:
-        trt = import_tensorrt()
-        header, plan = read_engine(self.engine_path)
-        gpu, cc = gpu_info(self.device)
-        check_engine_compatible(header, trt.__version__, gpu, cc, source=str(self.engine_path))
-        self._memory = _PycudaMemory(self.device) if _has("pycuda") else _TorchMemory(self.device)
-        self._runtime = trt.Runtime(_capturing_logger(trt))
-        if header.get("version_compatible") and not header.get("exclude_lean_runtime"):
-            self._runtime.engine_host_code_allowed = True  # the plan embeds the lean runtime; it is our own build
-        if header.get("dla_core") is not None:
-            self._runtime.DLA_core = header["dla_core"]
-        self._engine = self._runtime.deserialize_cuda_engine(plan)
-        if self._engine is None:
-            raise MkeError(f"TensorRT could not deserialize {self.engine_path}; rebuild it on this machine")
-        self._context = self._engine.create_execution_context()
-        self._trt, self.header = trt, header
-
-    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        if self._context is None:
-            raise MkeError("TrtRunner.infer called before activate()")
-        trt, engine, ctx, mem = self._trt, self._engine, self._context, self._memory
-        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
-        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
-        missing = sorted(set(inputs) - set(feeds))
-        if missing:
-            raise MkeError(f"engine inputs {missing} were not given; it takes {inputs}")
-        keep = []
-        for name in inputs:
-            array = np.ascontiguousarray(feeds[name], dtype=trt.nptype(engine.get_tensor_dtype(name)))
-            if not ctx.set_input_shape(name, array.shape):
-                raise MkeError(f"input '{name}' shape {array.shape} is outside the engine's profile "
-                               f"{engine.get_tensor_profile_shape(name, 0)}")
-            buffer = mem.to_device(array)
-            ctx.set_tensor_address(name, mem.pointer(buffer))
-            keep.append(buffer)
-        outputs = {}
-        for name in names:
-            if name in inputs:
-                continue
-            shape = tuple(ctx.get_tensor_shape(name))
-            outputs[name] = (mem.empty(shape, np.dtype(trt.nptype(engine.get_tensor_dtype(name)))), shape)
-            ctx.set_tensor_address(name, mem.pointer(outputs[name][0]))
-        if not ctx.execute_async_v3(mem.stream_handle):
-            raise MkeError(f"TensorRT failed to run {self.engine_path.name}")
-        result = {name: mem.to_host(buf) for name, (buf, _shape) in outputs.items()}
-        mem.synchronize()
-        return result
-
-    def deactivate(self) -> None:
-        self._context = self._engine = self._runtime = None
-        if self._memory is not None:
-            self._memory.close()
-            self._memory = None
-
-
-def _has(module: str) -> bool:
-    import importlib.util
-
-    return importlib.util.find_spec(module) is not None
-
-
-class _PycudaMemory:
-    def __init__(self, device: int):
-        import pycuda.driver as cuda
-
-        cuda.init()
-        self._cuda = cuda
-        self._ctx = cuda.Device(device).retain_primary_context()  # the context TensorRT's runtime API uses
-        self._ctx.push()
-        self._stream = cuda.Stream()
-        self.stream_handle = self._stream.handle
-
-    def to_device(self, array: np.ndarray):
-        host = self._cuda.pagelocked_empty(array.shape, array.dtype)  # async copies need page-locked memory
-        host[...] = array
-        buffer = self._cuda.mem_alloc(max(host.nbytes, 1))
-        self._cuda.memcpy_htod_async(buffer, host, self._stream)
-        return buffer, host
-
-    def empty(self, shape, dtype):
-        host = self._cuda.pagelocked_empty(shape, dtype)
-        return self._cuda.mem_alloc(max(host.nbytes, 1)), host
-
-    def pointer(self, buffer) -> int:
-        return int(buffer[0])
-
-    def to_host(self, buffer) -> np.ndarray:
-        self._cuda.memcpy_dtoh_async(buffer[1], buffer[0], self._stream)
-        return buffer[1]
-
-    def synchronize(self) -> None:
-        self._stream.synchronize()
-
-    def close(self) -> None:
-        self._ctx.pop()
+    def _memory_pool(self):
+        return PycudaMemory(self.device) if has_module("pycuda") else _TorchMemory(self.device)
 
 
 class _TorchMemory:

@@ -2,25 +2,218 @@
 from __future__ import annotations
 
 import argparse
+import json
+import signal
 import sys
 from pathlib import Path
+
+from mke.runtime.errors import MkeError
+
+EPILOG = """examples:
+  mke-live student.onnx --replay data/cache/rgbd-*/replay.db3 --headless --save out.mp4 --jsonl predictions.jsonl
+  mke-live student.onnx --sensor realsense                    # the first RealSense camera, overlay window
+  mke-live student.onnx --sensor sim --headless --frames 300   # no hardware at all
+  mke-live av.onnx --sensor camera --camera 0 --mic            # webcam + default microphone
+  mke-live student.onnx --replay rec.db3 --fast --loop --benchmark
+
+exit status: 0 the stream ended, the frame limit was reached or it was interrupted (Ctrl-C);
+2 bad options, model or input; 3 the device was lost (after --retries); 4 the model kept failing.
+docs/live.md explains every option."""
 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="mke-live",
+        prog="mke-live", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run an exported MKE student live on a robot: RealSense RGB-D, camera + microphone, a "
                     "recording or the built-in simulator, with an overlay window or headless outputs.")
-    p.add_argument("model", type=Path, nargs="?", help="an exported model (.onnx or TensorRT .engine)")
-    p.add_argument("--sensor", choices=["realsense", "camera", "files", "sim"], help="the live source")
-    p.add_argument("--headless", action="store_true", help="no window")
+    p.add_argument("model", type=Path, help="an exported model (.onnx, or a TensorRT .engine from mke-export)")
+    src = p.add_argument_group("source")
+    src.add_argument("--sensor", choices=["realsense", "camera", "files", "sim"],
+                     help="the live source (default: realsense when --replay is given)")
+    src.add_argument("--serial", help="realsense: the camera's serial number (default: the first camera)")
+    src.add_argument("--replay", type=Path, help="realsense: play a recording (.db3, or .bag from older SDKs)")
+    src.add_argument("--record", type=Path, help="realsense: also save the camera's streams to this .db3")
+    src.add_argument("--loop", action="store_true", help="realsense --replay: start again at the end")
+    src.add_argument("--camera", help="camera: device index (0), device path (/dev/video0), stream URL or video file")
+    src.add_argument("--video", type=Path, help="files: the video file")
+    src.add_argument("--wav", type=Path, help="a WAV file beside the video or recording (its start = the first frame)")
+    src.add_argument("--mic", nargs="?", const="default",
+                     help="capture a microphone beside the frames (optional device name or index)")
+    src.add_argument("--mic-rate", type=int, help="the microphone's sample rate in Hz (default: the device's)")
+    src.add_argument("--mic-channels", type=int, help="the microphone's channel count (default: up to 2)")
+    src.add_argument("--sim-seed", type=int, help="sim: the first room's seed (default 0)")
+    src.add_argument("--fast", action="store_true",
+                     help="recordings, files and sim as fast as the model takes them (every frame, none dropped) "
+                          "instead of at their own pace")
+    run = p.add_argument_group("inference")
+    run.add_argument("--backend", choices=["onnxruntime", "onnxruntime-cpu", "onnxruntime-cuda", "tensorrt"],
+                     help="force a backend (default: by the model file's suffix; ONNX Runtime uses CUDA when it can)")
+    run.add_argument("--threads", type=int, default=0, help="ONNX Runtime CPU threads (default: its own choice)")
+    run.add_argument("--frames", type=int, help="stop after this many results (benchmark: frames per round)")
+    run.add_argument("--retries", type=int, default=3, help="reopen a failed device this often before giving up")
+    run.add_argument("--inject-faults", metavar="SPEC",
+                     help="e.g. zero_depth=0.02,nan_depth=0.02,drop=0.05,underrun=0.05,seed=0 (and lose_at=N)")
+    out = p.add_argument_group("output")
+    out.add_argument("--headless", action="store_true", help="no window")
+    out.add_argument("--save", type=Path, help="write the annotated video here (.mp4)")
+    out.add_argument("--jsonl", type=Path, help="write one JSON line of predictions per processed frame here")
+    out.add_argument("--stats-json", type=Path, help="write the run's summary (or the benchmark's result) here")
+    out.add_argument("--stats-every", type=float, default=5.0, help="seconds between stats lines (0: none)")
+    out.add_argument("--alpha", type=float, default=0.5, help="opacity of the segmentation colours (0..1)")
+    bench = p.add_argument_group("benchmark")
+    bench.add_argument("--benchmark", action="store_true",
+                       help="end-to-end vs model-only throughput and the preprocessing share, side by side")
+    bench.add_argument("--rounds", type=int, default=3, help="benchmark rounds (default 3)")
     return p
 
 
+def _check_args(args) -> None:
+    if args.sensor is None:
+        if args.replay:
+            args.sensor = "realsense"
+        elif args.video:
+            args.sensor = "files"
+        else:
+            raise MkeError("say which source to run on: --sensor realsense | camera | files | sim "
+                           "(or --replay FILE.db3)")
+    if not 0.0 <= args.alpha <= 1.0:
+        raise MkeError(f"--alpha is an opacity in 0..1, got {args.alpha}")
+    for name in ("frames", "retries", "threads", "rounds"):
+        value = getattr(args, name)
+        if value is not None and value < (1 if name in ("frames", "rounds") else 0):
+            raise MkeError(f"--{name} must be {'positive' if name in ('frames', 'rounds') else 'zero or more'}, "
+                           f"got {value}")
+    if args.benchmark:
+        if args.save or args.jsonl:
+            raise MkeError("--benchmark measures the pipeline without outputs: leave out --save and --jsonl")
+        args.fast = True  # the source must not set the pace: it is read as fast as the pipeline takes it
+
+
+def _sinks(args, spec) -> list:
+    from mke.runtime.live.sinks.overlay import Overlay
+
+    overlay = Overlay(spec, alpha=args.alpha)
+    sinks = []
+    if not args.headless:
+        from mke.runtime.live.sinks.window import WindowSink
+
+        sinks.append(WindowSink(overlay))
+    try:
+        if args.save:
+            from mke.runtime.live.sinks.files import VideoSink
+
+            sinks.append(VideoSink(args.save, overlay))
+        if args.jsonl:
+            from mke.runtime.live.sinks.files import JsonlSink
+
+            sinks.append(JsonlSink(args.jsonl))
+    except BaseException:
+        for sink in sinks:
+            sink.abort()
+        raise
+    return sinks
+
+
+def _print_summary(summary: dict, sinks: list, args, log) -> None:
+    lat = summary["latency_ms"]
+    log(f"mke-live: {summary['exit']} after {summary['frames']} frames in {summary['seconds']:.1f} s")
+    log(f"  {summary['fps']:.1f} FPS (the model alone: {summary['model_fps']:.1f}) | latency p50 {lat['p50']:.1f} ms "
+        f"p95 {lat['p95']:.1f} ms | preprocessing {summary['preprocess_ms']:.2f} ms/frame | drops {summary['drops']} "
+        f"(stale {summary['dropped']['stale']}, source {summary['dropped']['source']}) | errors {summary['errors']}")
+    if "faults" in summary:
+        mem = summary["memory_mb"]
+        growth = f"{mem['growth_pct']:+.2f} %" if mem["growth_pct"] is not None else "n/a"
+        log(f"  injected: {summary['faults']['injected']} | audio underruns seen {summary['audio_underruns']} | "
+            f"memory {mem['baseline']} → {mem['end']} MiB ({growth} after frame {mem['baseline_after_frames']})")
+    written = [f"{s.path} ({getattr(s, 'frames', getattr(s, 'lines', 0))} {'frames' if hasattr(s, 'frames') else 'lines'})"
+               for s in sinks if hasattr(s, "path")]
+    if args.stats_json:
+        written.append(str(args.stats_json))
+    if written:
+        log(f"  wrote {', '.join(written)}")
+
+
+def _run(args) -> int:
+    from mke.runtime.fileio import write_json
+    from mke.runtime.live.backends import open_runner
+    from mke.runtime.live.faults import FaultPlan, FaultySource
+    from mke.runtime.live.inputs import InputBuilder, audio_params
+    from mke.runtime.live.pipeline import EXIT_CODES, LivePipeline, PipelineOptions
+    from mke.runtime.live.sources import build_source
+
+    def log(msg: str) -> None:
+        print(msg, file=sys.stderr, flush=True)
+
+    _check_args(args)
+    plan = FaultPlan.parse(args.inject_faults) if args.inject_faults else None
+    runner = open_runner(args.model, args.backend, args.threads)
+    try:
+        spec = runner.spec
+        builder = InputBuilder(spec, str(args.model))
+
+        def make_source():
+            source = build_source(args, spec, audio_params(spec))
+            builder.check_source(source, str(args.model))
+            return FaultySource(source, plan) if plan else source
+
+        source = make_source()  # every option and the model/source fit are checked before anything starts
+        log(f"mke-live: {args.model.name} ({spec.task}, {spec.kind}, {len(spec.classes)} classes) on "
+            f"{runner.description}")
+        if args.benchmark:
+            return _benchmark(args, make_source, runner, log, write_json)
+        sinks = _sinks(args, spec)
+        try:
+            source.open()
+            log(f"mke-live: source: {source.describe()}")
+        except BaseException:
+            for sink in sinks:
+                sink.abort()
+            raise
+        pipeline = LivePipeline(source, runner, sinks, PipelineOptions(
+            max_frames=args.frames, stats_every_s=args.stats_every, retries=args.retries), log=log)
+        previous = signal.signal(signal.SIGINT, lambda *_: pipeline.stop("interrupted"))
+        try:
+            summary = pipeline.run()
+        except BaseException:
+            for sink in sinks:
+                sink.abort()
+            raise
+        finally:
+            signal.signal(signal.SIGINT, previous)
+            source.close()
+        for sink in sinks:  # finalise the files: each is renamed into place complete
+            sink.close()
+        summary.update(model=str(args.model), backend=runner.description, source=source.describe())
+        if plan:
+            summary["faults"] = {"plan": plan.__dict__, "injected": dict(source.injected)}
+        if args.stats_json:
+            write_json(args.stats_json, summary)
+        _print_summary(summary, sinks, args, log)
+        return EXIT_CODES.get(summary["exit"], 1)
+    finally:
+        runner.close()
+
+
+def _benchmark(args, make_source, runner, log, write_json) -> int:
+    from mke.runtime.live.benchmark import benchmark_table, run_benchmark
+
+    frames = args.frames or 200
+    log(f"mke-live: benchmark, {args.rounds} rounds of {frames} frames: model-only and end-to-end, interleaved")
+    result = run_benchmark(make_source, runner, frames=frames, rounds=args.rounds, log=log)
+    result.update(model=str(args.model), backend=runner.description)
+    print(benchmark_table(result), flush=True)
+    if args.stats_json:
+        write_json(args.stats_json, result)
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
-    build_parser().parse_args(argv)
-    print("mke-live: not built yet: sources, inference backends and sinks come with issue #5", file=sys.stderr)
-    return 2
+    args = build_parser().parse_args(argv)
+    try:
+        return _run(args)
+    except MkeError as exc:
+        print(f"mke-live: error: {exc}", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ this kind of system). Training adds only random augmentation on top. Parameters 
 stored per input in the model spec (`InputSpec.preprocess`); each carries its `kind`.
 
 Raw inputs: RGB as uint8 (H, W, 3) in RGB order; depth as uint16 (H, W) in millimetres with
-0 = invalid (the RealSense convention). Outputs are float32, channels first, no batch dimension.
+0 = invalid (the RealSense convention); audio as float (channels, samples) in −1..1. Outputs are float32, channels first, no batch dimension.
 """
 from __future__ import annotations
 
@@ -114,7 +114,24 @@ def preprocess_vector(x: np.ndarray, params: dict) -> np.ndarray:
     return ((x - np.asarray(params.get("mean", 0.0), np.float32)) / np.asarray(params.get("std", 1.0), np.float32))
 
 
-PREPROCESSORS: dict[str, Callable] = {"rgb": preprocess_rgb, "depth": preprocess_depth, "vector": preprocess_vector}
+def preprocess_audio(samples: np.ndarray, params: dict) -> np.ndarray:
+    """float (C, T) in −1..1 at params["sample_rate"] Hz → float32 (C, n): the last params["seconds"]
+    of it (n = rate · seconds), zero-padded in front when shorter. `features` "waveform" is the only
+    one so far (MFCC, DESIGN.md §5, comes with the audio-visual tasks)."""
+    features = params.get("features", "waveform")
+    if features != "waveform":
+        raise MkeError(f"audio features {features!r} are not built yet; expected 'waveform'")
+    x = np.asarray(samples, np.float32)
+    if x.ndim != 2:
+        raise MkeError(f"audio input must be (channels, samples), got shape {tuple(x.shape)}")
+    n = int(round(float(params.get("sample_rate", 16000)) * float(params.get("seconds", 1.0))))
+    if x.shape[1] >= n:
+        return np.ascontiguousarray(x[:, x.shape[1] - n:])
+    return np.concatenate([np.zeros((x.shape[0], n - x.shape[1]), np.float32), x], axis=1)
+
+
+PREPROCESSORS: dict[str, Callable] = {"rgb": preprocess_rgb, "depth": preprocess_depth, "vector": preprocess_vector,
+                                      "audio": preprocess_audio}
 
 
 def preprocessor(params: dict) -> Callable:

@@ -14,10 +14,10 @@ def test_every_command_answers_help(venv_bin, command):
     assert out.returncode == 0 and "usage:" in out.stdout and len(out.stdout) > 200
 
 
-def test_unbuilt_live_command_says_so_in_one_line_and_exits_2(venv_bin):
-    out = run(venv_bin, "mke-live")
+def test_live_errors_are_one_line_with_exit_2(venv_bin, tmp_path):
+    out = run(venv_bin, "mke-live", str(tmp_path / "missing.onnx"), "--sensor", "sim", cwd=tmp_path)
     assert out.returncode == 2 and out.stdout == ""
-    assert out.stderr.count("\n") == 1 and "not built yet" in out.stderr and "#5" in out.stderr
+    assert out.stderr == f"mke-live: error: model file {tmp_path / 'missing.onnx'} does not exist\n"
 
 
 def test_export_of_something_that_is_not_a_run_is_a_one_line_error(venv_bin, tmp_path):

@@ -1,0 +1,227 @@
+"""TensorRT 10 engines (MKE engine files, `mke.runtime.engine_file`) with device buffers from pycuda.
+
+Written for the Jetson (JetPack 6: TensorRT 10, pycuda); never run where this was written (no GPU).
+The engine's header is checked against this machine's TensorRT and GPU before the plan is handed to
+TensorRT, so a mismatched engine gets a rebuild instruction instead of a crash. `mke.export` reuses
+this runner to verify the engines it builds.
+"""
+from __future__ import annotations
+
+import importlib.util
+import logging
+from pathlib import Path
+from typing import Mapping
+
+import numpy as np
+
+from mke.runtime.engine_file import check_engine_compatible, engine_spec, read_engine
+from mke.runtime.errors import MkeError
+from mke.runtime.live.backends.base import Runner
+
+log = logging.getLogger("mke.runtime.tensorrt")
+
+NOT_INSTALLED = ("TensorRT is not installed here: run the .onnx model with ONNX Runtime instead "
+                 "(--backend onnxruntime), or install TensorRT 10 (JetPack 6 ships it; pip extra mke-edge[gpu])")
+
+
+def has_module(name: str) -> bool:
+    return importlib.util.find_spec(name) is not None
+
+
+def import_tensorrt(not_installed: str = NOT_INSTALLED):
+    try:
+        import tensorrt as trt
+    except ImportError:
+        raise MkeError(not_installed) from None
+    if not trt.__version__.startswith("10."):
+        raise MkeError(f"MKE engines are built and run with TensorRT 10.x and this machine has TensorRT "
+                       f"{trt.__version__}; install the TensorRT 10 that JetPack 6 ships (pip extra mke-edge[gpu])")
+    return trt
+
+
+def gpu_via_pycuda(device: int):
+    import pycuda.driver as cuda
+
+    cuda.init()
+    dev = cuda.Device(device)
+    major, minor = dev.compute_capability()
+    return dev.name(), f"{major}.{minor}"
+
+
+def gpu_via_cuda_python(device: int):
+    try:
+        from cuda.bindings import runtime as cudart
+    except ImportError:
+        from cuda import cudart
+    err, prop = cudart.cudaGetDeviceProperties(device)
+    if int(err) != 0:
+        raise RuntimeError(f"cudaGetDeviceProperties returned {err}")
+    name = prop.name.decode(errors="replace") if isinstance(prop.name, bytes) else str(prop.name)
+    return name.split("\x00", 1)[0].strip(), f"{prop.major}.{prop.minor}"
+
+
+def gpu_info(device: int = 0, probes=(gpu_via_pycuda, gpu_via_cuda_python)) -> tuple[str, str]:
+    """(device name, compute capability "8.7") from the first probe that works here."""
+    failures = []
+    for probe in probes:
+        try:
+            found = probe(device)
+        except ImportError:
+            continue
+        except Exception as exc:  # driver errors: no GPU, no driver, device index out of range
+            failures.append(f"{probe.__name__[8:]}: {exc.__class__.__name__}: {exc}")
+            continue
+        if found:
+            return found
+    raise MkeError("no CUDA GPU is visible" + (f" ({'; '.join(failures)})" if failures else "")
+                   + ": engines are built and run on the machine with the GPU (the Jetson), with pycuda installed "
+                   "(pip extra mke-edge[gpu])")
+
+
+def capturing_logger(trt):
+    """A trt.ILogger that forwards to Python logging and keeps errors for the MkeError message."""
+
+    class Logger(trt.ILogger):
+        def __init__(self):
+            trt.ILogger.__init__(self)
+            self.errors: list[str] = []
+
+        def log(self, severity, msg):
+            if severity in (trt.ILogger.Severity.INTERNAL_ERROR, trt.ILogger.Severity.ERROR):
+                self.errors.append(msg)
+                log.error("TensorRT: %s", msg)
+            elif severity == trt.ILogger.Severity.WARNING:
+                log.warning("TensorRT: %s", msg)
+            else:
+                log.debug("TensorRT: %s", msg)
+
+    return Logger()
+
+
+class PycudaMemory:
+    """Page-locked host buffers, device buffers and one CUDA stream in the device's primary context."""
+
+    def __init__(self, device: int):
+        try:
+            import pycuda.driver as cuda
+        except ImportError:
+            raise MkeError("pycuda is not installed: TensorRT's device buffers come from it "
+                           "(pip install pycuda, or the extra mke-edge[gpu])") from None
+        cuda.init()
+        self._cuda = cuda
+        self._ctx = cuda.Device(device).retain_primary_context()  # the context TensorRT's runtime API uses
+        self._ctx.push()
+        self._stream = cuda.Stream()
+        self.stream_handle = self._stream.handle
+
+    def to_device(self, array: np.ndarray):
+        host = self._cuda.pagelocked_empty(array.shape, array.dtype)  # async copies need page-locked memory
+        host[...] = array
+        buffer = self._cuda.mem_alloc(max(host.nbytes, 1))
+        self._cuda.memcpy_htod_async(buffer, host, self._stream)
+        return buffer, host
+
+    def empty(self, shape, dtype):
+        host = self._cuda.pagelocked_empty(shape, dtype)
+        return self._cuda.mem_alloc(max(host.nbytes, 1)), host
+
+    def pointer(self, buffer) -> int:
+        return int(buffer[0])
+
+    def to_host(self, buffer) -> np.ndarray:
+        self._cuda.memcpy_dtoh_async(buffer[1], buffer[0], self._stream)
+        return buffer[1]
+
+    def synchronize(self) -> None:
+        self._stream.synchronize()
+
+    def close(self) -> None:
+        self._ctx.pop()
+
+
+class TrtRunner(Runner):
+    """Runs an MKE engine file: infer({input: array}) → {output: array}; close() frees. A context manager.
+
+    Subclasses may change how TensorRT is imported, how the GPU is identified and where buffers come
+    from (`_import_tensorrt`, `_gpu_info`, `_memory`); mke.export adds torch-held buffers that way.
+    """
+
+    def __init__(self, engine_path: str | Path, device: int = 0):
+        self.engine_path, self.device = Path(engine_path), device
+        self.header: dict | None = None
+        self._runtime = self._engine = self._context = self._memory = None
+        self.activate()
+
+    def _import_tensorrt(self):
+        return import_tensorrt()
+
+    def _gpu_info(self) -> tuple[str, str]:
+        return gpu_info(self.device)
+
+    def _memory_pool(self):
+        return PycudaMemory(self.device)
+
+    def activate(self) -> None:
+        trt = self._import_tensorrt()
+        header, plan = read_engine(self.engine_path)
+        gpu, cc = self._gpu_info()
+        check_engine_compatible(header, trt.__version__, gpu, cc, source=str(self.engine_path))
+        self.spec = engine_spec(header, str(self.engine_path))
+        self._memory = self._memory_pool()
+        self._runtime = trt.Runtime(capturing_logger(trt))
+        if header.get("version_compatible") and not header.get("exclude_lean_runtime"):
+            self._runtime.engine_host_code_allowed = True  # the plan embeds the lean runtime; it is our own build
+        if header.get("dla_core") is not None:
+            self._runtime.DLA_core = header["dla_core"]
+        self._engine = self._runtime.deserialize_cuda_engine(plan)
+        if self._engine is None:
+            raise MkeError(f"TensorRT could not deserialize {self.engine_path}; rebuild it on this machine")
+        self._context = self._engine.create_execution_context()
+        self._trt, self.header = trt, header
+        self.description = (f"TensorRT {trt.__version__} on {gpu} ({header['precision']}"
+                            f"{', DLA core %d' % header['dla_core'] if header.get('dla_core') is not None else ''})")
+
+    def infer(self, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        if self._context is None:
+            raise MkeError("TrtRunner.infer called after close()")
+        trt, engine, ctx, mem = self._trt, self._engine, self._context, self._memory
+        names = [engine.get_tensor_name(i) for i in range(engine.num_io_tensors)]
+        inputs = [n for n in names if engine.get_tensor_mode(n) == trt.TensorIOMode.INPUT]
+        missing = sorted(set(inputs) - set(feeds))
+        if missing:
+            raise MkeError(f"engine inputs {missing} were not given; it takes {inputs}")
+        keep = []
+        for name in inputs:
+            array = np.ascontiguousarray(feeds[name], dtype=trt.nptype(engine.get_tensor_dtype(name)))
+            if not ctx.set_input_shape(name, array.shape):
+                raise MkeError(f"input '{name}' shape {array.shape} is outside the engine's profile "
+                               f"{engine.get_tensor_profile_shape(name, 0)}")
+            buffer = mem.to_device(array)
+            ctx.set_tensor_address(name, mem.pointer(buffer))
+            keep.append(buffer)
+        outputs = {}
+        for name in names:
+            if name in inputs:
+                continue
+            shape = tuple(ctx.get_tensor_shape(name))
+            outputs[name] = mem.empty(shape, np.dtype(trt.nptype(engine.get_tensor_dtype(name))))
+            ctx.set_tensor_address(name, mem.pointer(outputs[name]))
+        if not ctx.execute_async_v3(mem.stream_handle):
+            raise MkeError(f"TensorRT failed to run {self.engine_path.name}")
+        result = {name: mem.to_host(buf) for name, buf in outputs.items()}
+        mem.synchronize()
+        return {name: np.array(arr, copy=True) for name, arr in result.items()}
+
+    def deactivate(self) -> None:
+        self._context = self._engine = self._runtime = None
+        if self._memory is not None:
+            self._memory.close()
+            self._memory = None
+
+    close = deactivate
+
+    def __enter__(self) -> "TrtRunner":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.deactivate()
