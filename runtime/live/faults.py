@@ -36,6 +36,8 @@ class FaultPlan:
         for part in filter(None, (p.strip() for p in text.split(","))):
             key, eq, value = part.partition("=")
             key = key.strip()
+            if not eq:
+                raise MkeError(f"--inject-faults: expected key=value, got {part!r}")
             if key not in names:
                 close = difflib.get_close_matches(key, names, n=1)
                 raise MkeError(f"--inject-faults: unknown fault {key!r}" + (f" (did you mean {close[0]!r}?)" if close
@@ -46,8 +48,6 @@ class FaultPlan:
                 raise MkeError(f"--inject-faults: {key} needs a number, got {value!r}") from None
             if key not in ("lose_at", "seed") and not 0.0 <= values[key] <= 1.0:
                 raise MkeError(f"--inject-faults: {key} is a probability in 0..1, got {values[key]}")
-            if not eq:
-                raise MkeError(f"--inject-faults: expected key=value, got {part!r}")
         return cls(**values)
 
 
@@ -92,10 +92,10 @@ class FaultySource(Source):
         if status is not Status.OK:
             return status, frame
         self._frames += 1
-        self.injected["underrun"] += int(underrun)
         if draws[0] < plan.drop:
             self.injected["dropped"] += 1
             return Status.DROPPED, None
+        self.injected["underrun"] += int(underrun)
         if frame.depth is not None:
             if draws[1] < plan.zero_depth:
                 frame.depth = np.zeros_like(frame.depth)

@@ -155,9 +155,9 @@ class LivePipeline:
             model_ms = (time.perf_counter() - start) * 1e3
             latency_ms = (time.monotonic() - frame.arrival_s) * 1e3
             stats.done(latency_ms, model_ms, frame.audio_underrun)
-            if self.sinks:
+            if self.sinks:  # every counted result reaches the sinks, also while stopping
                 timing = Timing(latency_ms, model_ms, prep_ms)
-                while not self._stop.is_set():
+                while self._failure is None:
                     try:
                         self._out.put((frame, prediction, timing), timeout=0.1)
                         break
@@ -168,16 +168,18 @@ class LivePipeline:
                 break
 
     def _output(self) -> None:
+        active = list(self.sinks)
         while True:
             item = self._out.get()
             if item is None:
                 return
             frame, prediction, timing = item
-            try:
-                for sink in self.sinks:
+            for sink in list(active):
+                try:
                     sink.write(frame, prediction, timing, self.stats)
-            except StopRequested as exc:
-                self.stop(str(exc) or "window closed")
+                except StopRequested as exc:  # the window was closed: the files still get the rest
+                    active.remove(sink)
+                    self.stop(str(exc) or "window closed")
 
     # ---------------------------------------------------------------------------------- running
     def run(self) -> dict:
