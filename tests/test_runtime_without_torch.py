@@ -4,18 +4,22 @@ import sys
 import textwrap
 from pathlib import Path
 
+BLOCK_TORCH = textwrap.dedent("""
+    import sys
+
+    class NoTorch:
+        def find_spec(self, name, path=None, target=None):
+            if name == "torch" or name.startswith("torch."):
+                raise ImportError("torch is blocked in this test")
+            return None
+
+    sys.meta_path.insert(0, NoTorch())
+""")
+
 
 def test_runtime_imports_with_torch_unimportable(tmp_path):
-    script = textwrap.dedent("""
-        import importlib, pkgutil, sys
-
-        class NoTorch:
-            def find_spec(self, name, path=None, target=None):
-                if name == "torch" or name.startswith("torch."):
-                    raise ImportError("torch is blocked in this test")
-                return None
-
-        sys.meta_path.insert(0, NoTorch())
+    script = BLOCK_TORCH + textwrap.dedent("""
+        import importlib, pkgutil
         import mke.runtime
         for mod in pkgutil.walk_packages(mke.runtime.__path__, "mke.runtime."):
             importlib.import_module(mod.name)
@@ -45,16 +49,7 @@ def test_live_pipeline_runs_an_onnx_model_on_a_replay_with_torch_unimportable(tm
     color = Intrinsics(width=96, height=72, fx=80.0, fy=80.0, ppx=47.5, ppy=35.5)
     frames = [(np.full((72, 96, 3), 60, np.uint8), np.full((72, 96), 1500, np.uint16)) for _ in range(5)]
     recording = write_recording(tmp_path / "rec.db3", frames, color_intrinsics=color, compress=False)
-    script = textwrap.dedent(f"""
-        import sys
-
-        class NoTorch:
-            def find_spec(self, name, path=None, target=None):
-                if name == "torch" or name.startswith("torch."):
-                    raise ImportError("torch is blocked in this test")
-                return None
-
-        sys.meta_path.insert(0, NoTorch())
+    script = BLOCK_TORCH + textwrap.dedent(f"""
         from mke.runtime.cli import main
         code = main([{str(model)!r}, "--replay", {str(recording)!r}, "--fast", "--headless", "--stats-every", "0",
                      "--jsonl", {str(tmp_path / "p.jsonl")!r}, "--save", {str(tmp_path / "v.mp4")!r}])
