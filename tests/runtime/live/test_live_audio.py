@@ -124,11 +124,15 @@ def test_microphone_capture_through_sounddevice_and_alsa(av_onnx, alsa_fifo_mic,
     proc = subprocess.Popen([sys.executable, "-m", "mke.runtime.cli", str(av_onnx), "--sensor", "camera", "--camera",
                              str(video), "--mic", "--mic-rate", "48000", "--mic-channels", "2", "--headless",
                              "--jsonl", str(out), "--stats-every", "0"], env=env, stderr=subprocess.PIPE, text=True)
-    started = [proc.stderr.readline() for _ in range(2)]   # the model line, then the source line once it is open
-    assert "source:" in started[-1], started
-    writer = threading.Thread(target=feed, args=(2.5, 6.0), daemon=True)   # 2.5 s of tone, then silence
-    writer.start()
-    _, err = proc.communicate(timeout=60)
+    try:
+        started = [proc.stderr.readline() for _ in range(2)]   # the model line, then the source line once open
+        assert "source:" in started[-1], started
+        writer = threading.Thread(target=feed, args=(2.5, 6.0), daemon=True)   # 2.5 s of tone, then silence
+        writer.start()
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     err = "".join(started) + err
     assert proc.returncode == 0, err
     assert "microphone 'default' at 48000 Hz, 2 ch" in err

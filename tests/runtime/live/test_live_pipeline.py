@@ -130,13 +130,17 @@ def test_ctrl_c_ends_the_run_cleanly_with_finished_files_and_a_summary(rgbd_onnx
     proc = subprocess.Popen([sys.executable, "-m", "mke.runtime.cli", str(rgbd_onnx), *sim(), "--save",
                              str(out / "v.mp4"), "--jsonl", str(out / "p.jsonl"), "--stats-json", str(out / "s.json")],
                             stderr=subprocess.PIPE, text=True)
-    lines = [proc.stderr.readline()]
-    while "source:" not in lines[-1] and lines[-1] and len(lines) < 20:   # started once the source is open
-        lines.append(proc.stderr.readline())
-    assert "source:" in lines[-1], lines
-    time.sleep(1.5)
-    proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    try:
+        lines = [proc.stderr.readline()]
+        while "source:" not in lines[-1] and lines[-1] and len(lines) < 20:   # started once the source is open
+            lines.append(proc.stderr.readline())
+        assert "source:" in lines[-1], lines
+        time.sleep(1.5)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
     assert proc.returncode == 0, err
     assert "mke-live: interrupted after" in err and "wrote" in err
     stats = json.loads((out / "s.json").read_text())
