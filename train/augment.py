@@ -1,12 +1,15 @@
 """Joint random augmentation for dense prediction: flip, scale and crop applied identically to every
 input, the targets (class ids or probabilities) and the loss weights of a batch — MKE's
-regularizing transformation T for segmentation (the paper: flip + scale in [0.5, 1.75]).
+regularizing transformation T for segmentation (the paper: flip + scale in [0.5, 1.75]) — and an
+optional photometric jitter of the colour input alone (`color`), which changes appearance but never
+geometry or labels.
 """
 from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
 
+from mke.runtime.errors import MkeError
 from mke.train.data import Split
 from mke.train.losses import IGNORE_INDEX
 
@@ -68,3 +71,35 @@ def flip_scale_crop(batch: Split, params: dict, generator: torch.Generator,
             out_w.append(tf(batch.weights.unsqueeze(1), False, 0.0)[:, 0])
     return Split({m: torch.cat(v) for m, v in out_in.items()},
                  torch.cat(out_t) if out_t else None, torch.cat(out_w) if out_w else None)
+
+
+def color_jitter(x: torch.Tensor, strength: float, generator: torch.Generator, grey_p: float = 0.2) -> torch.Tensor:
+    """Random lighting and colour cast on a normalised colour batch (N, 3, H, W), one draw per sample:
+    x · gain · channel_gain + offset + channel_offset, gains in 1 ± strength (per channel 1 ± strength/2),
+    offsets in ± strength standard deviations (per channel ± strength/2), and with probability
+    `grey_p` the channels replaced by their mean (a colourless image)."""
+    if strength <= 0:
+        return x
+    n, c = x.shape[:2]
+    u = lambda *shape: torch.rand(*shape, generator=generator) * 2 - 1  # noqa: E731  uniform in [-1, 1]
+    gain = (1 + strength * u(n, 1, 1, 1)) * (1 + 0.5 * strength * u(n, c, 1, 1))
+    offset = strength * u(n, 1, 1, 1) + 0.5 * strength * u(n, c, 1, 1)
+    out = x * gain.to(x.dtype) + offset.to(x.dtype)
+    grey = (torch.rand(n, generator=generator) < grey_p).view(n, 1, 1, 1)
+    return torch.where(grey, out.mean(dim=1, keepdim=True).expand_as(out), out)
+
+
+def augment_batch(batch: Split, params: dict, generator: torch.Generator, nearest_inputs: tuple[str, ...] = ("depth",),
+                  color_inputs: tuple[str, ...] = ("rgb",)) -> Split:
+    """The task's augmentation: `color` jitter on the colour inputs, then flip / scale / crop on all."""
+    known = {"flip", "scale", "color"}
+    unknown = set(params) - known
+    if unknown:
+        raise MkeError(f"unknown augmentation parameter(s) {sorted(unknown)}; known: {sorted(known)}")
+    strength = float(params.get("color", 0.0))
+    if strength:
+        batch = Split({m: color_jitter(x, strength, generator) if m in color_inputs else x for m, x in batch.inputs.items()},
+                      batch.targets, batch.weights)
+    if params.get("flip") or tuple(params.get("scale", (1.0, 1.0))) != (1.0, 1.0):
+        batch = flip_scale_crop(batch, params, generator, nearest_inputs)
+    return batch

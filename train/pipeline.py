@@ -159,7 +159,7 @@ def _teacher_unit(cfg_json: str, root: str, seed: int) -> dict:
     mods = (data.alpha,)
     model = _new_model(cfg, task, "teacher", mods, NO_REG, seed)
     fit(model, data.labeled.select(mods), cfg["teacher"]["optim"], teacher_augmentation(cfg), seed=seed, task=task,
-        device=cfg["device"], class_weight=task.class_weight(cfg, data))
+        device=cfg["device"], class_weight=task.class_weight(cfg, data), precision=cfg.get("precision", "fp32"))
     save_checkpoint(run.teacher(seed), model, _meta(cfg, data, TEACHER, "teacher", mods, NO_REG, seed))
     result = {"seed": seed, "cells": [[TEACHER.name, "none", "none"]], **evaluate(task, model, data, mods, cfg["device"]),
               "seconds": time.perf_counter() - start}
@@ -240,7 +240,7 @@ def _student_unit(cfg_json: str, root: str, seed: int, job: StudentJob) -> dict:
     mods = _modalities(job.method, data)
     model = _new_model(cfg, task, "student", mods, job.reg, seed)
     fit(model, split, cfg["student"]["optim"], job.reg, seed=seed, task=task, device=cfg["device"],
-        class_weight=task.class_weight(cfg, data))
+        class_weight=task.class_weight(cfg, data), precision=cfg.get("precision", "fp32"))
     save_checkpoint(run.student(seed, job.slug), model, _meta(cfg, data, job.method, "student", mods, job.reg, seed))
     result = {"seed": seed, "cells": [list(c) for c in job.cells], **evaluate(task, model, data, mods, cfg["device"]),
               "teacher_sha256": file_sha256(run.teacher(seed)), "seconds": time.perf_counter() - start}

@@ -15,7 +15,7 @@ import torch
 
 from mke.runtime.errors import MkeError
 from mke.runtime.preprocess import check_depth, preprocess_depth, preprocess_rgb
-from mke.train.augment import flip_scale_crop
+from mke.train.augment import augment_batch
 from mke.train.data import MKEData, Split
 from mke.train.losses import IGNORE_INDEX
 from mke.train.methods import Regularization
@@ -140,7 +140,7 @@ class RGBDSegmentationTask(Task):
         raise MkeError(f"loss.class_weighting must be 'none' or 'median_frequency', got {kind!r}")
 
     def augment(self, batch: Split, params: dict, generator: torch.Generator) -> Split:
-        return flip_scale_crop(batch, params, generator, nearest_inputs=("depth",))
+        return augment_batch(batch, params, generator, nearest_inputs=("depth",), color_inputs=("rgb",))
 
     def figures(self, run, data: MKEData) -> list[Path]:
         from mke.train.plots import segmentation_examples
