@@ -33,10 +33,13 @@ def preprocess_rgb(rgb: np.ndarray, params: dict) -> np.ndarray:
     """uint8 (H, W, 3) RGB → float32 (3, h, w): resized to params["size"] = [h, w], scaled to 0–1, normalised."""
     if rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
         raise MkeError(f"RGB input must be uint8 (H, W, 3), got {rgb.dtype} {tuple(rgb.shape)}")
-    img = _resize(rgb, params.get("size"), nearest=False).astype(np.float32) * (1.0 / 255.0)
-    mean = np.asarray(params.get("mean", IMAGENET_MEAN), np.float32)
-    std = np.asarray(params.get("std", IMAGENET_STD), np.float32)
-    return np.ascontiguousarray(((img - mean) / std).transpose(2, 0, 1))
+    # channels first while still uint8 (a quarter of the bytes to move), then the float steps in place:
+    # the same operations in the same order as ((x / 255 - mean) / std), bit for bit, several times faster
+    img = np.ascontiguousarray(_resize(rgb, params.get("size"), nearest=False).transpose(2, 0, 1)).astype(np.float32)
+    img *= 1.0 / 255.0
+    img -= np.asarray(params.get("mean", IMAGENET_MEAN), np.float32)[:, None, None]
+    img /= np.asarray(params.get("std", IMAGENET_STD), np.float32)[:, None, None]
+    return img
 
 
 def check_depth(depth_mm: np.ndarray, source: str = "depth input") -> None:
