@@ -67,7 +67,7 @@ class Microphone:
         `missing_s` pretends the newest part never arrived (fault injection)."""
         ring = self.ring
         n = int(round(seconds * ring.rate))
-        samples, underrun = ring.window(end_host_s + 0.0, n)
+        samples, underrun = ring.window(end_host_s, n)
         if missing_s > 0:
             cut = min(n, int(round(missing_s * ring.rate)))
             samples[:, n - cut:] = 0.0

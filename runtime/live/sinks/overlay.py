@@ -45,7 +45,8 @@ class Overlay:
     def _legend(self, image: np.ndarray, prediction: Prediction) -> None:
         scale = max(0.35, image.shape[0] / 1100)
         row = int(22 * scale / 0.45)
-        for k, (name, share) in enumerate(list(prediction.shares.items())[:12]):
+        shown = [(name, share) for name, share in prediction.shares.items() if share >= 0.005][:12]
+        for k, (name, share) in enumerate(shown):
             y = 6 + k * row
             colour = tuple(int(c) for c in self._lut[self.spec.classes.index(name)])
             cv2.rectangle(image, (6, y), (6 + row - 4, y + row - 4), colour, -1)
