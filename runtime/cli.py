@@ -198,7 +198,9 @@ def _benchmark(args, make_source, runner, log, write_json) -> int:
     from mke.runtime.live.benchmark import benchmark_table, run_benchmark
 
     frames = args.frames or 200
-    log(f"mke-live: benchmark, {args.rounds} rounds of {frames} frames: model-only and end-to-end, interleaved")
+    log(f"mke-live: benchmark, {args.rounds} rounds of {frames} frames, interleaved: model-only, end-to-end on "
+        "frames preloaded into memory (the pipeline's own cost: the target) and end-to-end on the source as it "
+        "reads (capped by what the source, e.g. the SDK's playback decoding, can deliver)")
     result = run_benchmark(make_source, runner, frames=frames, rounds=args.rounds, log=log)
     result.update(model=str(args.model), backend=runner.description)
     print(benchmark_table(result), flush=True)

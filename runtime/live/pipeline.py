@@ -1,10 +1,12 @@
 """Capture, inference and output in three threads, joined by bounded hand-overs.
 
     capture thread:   source.read → the model's preprocessing → NewestSlot (live: newest wins)
-    inference thread: NewestSlot → runner.infer → decode → stats → output queue (bounded, blocking)
-    output thread:    output queue → sinks (window, video, predictions file)
+    inference thread: NewestSlot → runner.infer → output check → stats → output queue (bounded, blocking)
+    output thread:    output queue → decode (class map, top-k) → sinks (window, video, predictions file)
 
-Preprocessing runs in the capture thread, so it overlaps with the model instead of adding to it.
+Preprocessing runs in the capture thread and decoding in the output thread, so both overlap with the
+model instead of adding to it: the inference thread does nothing but run the model. Every result is
+decoded, also with no sink attached, so a benchmark measures the work a real run does.
 A source that fails is reopened `retries` times, `retry_delay_s` apart, before the run ends with
 "device lost"; the end of a recording, a frame limit or `stop()` (SIGINT) end it cleanly.
 """
@@ -20,7 +22,7 @@ from typing import Callable
 from mke.runtime.errors import MkeError
 from mke.runtime.live.frame import Status
 from mke.runtime.live.inputs import InputBuilder
-from mke.runtime.live.predictions import decode
+from mke.runtime.live.predictions import check_outputs, decode
 from mke.runtime.live.slot import NewestSlot
 from mke.runtime.live.stats import RunStats
 
@@ -142,7 +144,8 @@ class LivePipeline:
             frame, feeds, prep_ms = item
             start = time.perf_counter()
             try:
-                prediction = decode(self.runner.infer(feeds), spec)
+                outputs = self.runner.infer(feeds)
+                check_outputs(outputs, spec)  # a mismatch with the spec is the model failing, here
             except MkeError as exc:
                 stats.error(f"frame {frame.index}: {exc}")
                 failing += 1
@@ -155,25 +158,25 @@ class LivePipeline:
             model_ms = (time.perf_counter() - start) * 1e3
             latency_ms = (time.monotonic() - frame.arrival_s) * 1e3
             stats.done(latency_ms, model_ms, frame.audio_underrun)
-            if self.sinks:  # every counted result reaches the sinks, also while stopping
-                timing = Timing(latency_ms, model_ms, prep_ms)
-                while self._failure is None:
-                    try:
-                        self._out.put((frame, prediction, timing), timeout=0.1)
-                        break
-                    except queue.Full:
-                        continue
+            timing = Timing(latency_ms, model_ms, prep_ms)
+            while self._failure is None:  # every counted result reaches the sinks, also while stopping
+                try:
+                    self._out.put((frame, outputs, timing), timeout=0.1)
+                    break
+                except queue.Full:
+                    continue
             if opts.max_frames is not None and stats.counts["processed"] >= opts.max_frames:
                 self.stop("frame limit")
                 break
 
     def _output(self) -> None:
-        active = list(self.sinks)
+        active, spec = list(self.sinks), self.runner.spec
         while True:
             item = self._out.get()
             if item is None:
                 return
-            frame, prediction, timing = item
+            frame, outputs, timing = item
+            prediction = decode(outputs, spec)
             for sink in list(active):
                 try:
                     sink.write(frame, prediction, timing, self.stats)
@@ -187,8 +190,7 @@ class LivePipeline:
         threads = [threading.Thread(target=self._guard(self._capture), name="mke-capture", daemon=True),
                    threading.Thread(target=self._guard(self._infer), name="mke-infer", daemon=True)]
         output = threading.Thread(target=self._guard(self._output), name="mke-output", daemon=True)
-        if self.sinks:
-            output.start()
+        output.start()
         for t in threads:
             t.start()
         next_line = time.monotonic() + self.options.stats_every_s
@@ -200,14 +202,13 @@ class LivePipeline:
                 next_line += self.options.stats_every_s
         self._stop.set()
         threads[0].join(10.0)
-        if self.sinks:
-            while output.is_alive():
-                try:
-                    self._out.put(None, timeout=0.1)
-                    break
-                except queue.Full:
-                    continue
-            output.join()
+        while output.is_alive():
+            try:
+                self._out.put(None, timeout=0.1)
+                break
+            except queue.Full:
+                continue
+        output.join()
         if self._failure is not None:
             raise self._failure
         if self.reason is None:

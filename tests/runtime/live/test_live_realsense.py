@@ -110,3 +110,16 @@ def test_the_smallest_profile_covering_the_model_is_picked():
     assert pick_resolution(colour, (640, 480), 60, (640, 480)) == (640, 480)
     assert pick_resolution(colour, (1000, 700), 30, (640, 480)) == (1280, 720)
     assert pick_resolution(colour, (4000, 3000), 30, (640, 480)) == (640, 480)   # none covers it: the default
+
+
+def test_the_benchmark_on_a_replay_reports_the_sdk_playback_beside_the_preloaded_frames(rgbd_onnx, small_recording,
+                                                                                       tmp_path, capsys):
+    result_path = tmp_path / "b.json"
+    assert main([str(rgbd_onnx), "--replay", str(small_recording), "--loop", "--benchmark", "--frames", "15",
+                 "--rounds", "1", "--stats-json", str(result_path)]) == 0
+    result = json.loads(result_path.read_text())
+    assert result["preloaded_frames"] == 15 and result["errors"] == 0    # 12 recorded frames, looped
+    assert result["source"].startswith("realsense replay ")
+    row = result["rounds"][0]
+    assert row["e2e_fps"] > 0 and row["source_fps"] > 0 and row["memory_e2e_fps"] > 0
+    assert "SDK playback" in capsys.readouterr().out
