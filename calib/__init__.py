@@ -3,7 +3,9 @@
     samples.py     the calibration set: seeded selection, the .npz keyed by input name, checks
     reader.py      the set as onnxruntime's CalibrationDataReader
     quantize.py    the `int8` (TensorRT Q/DQ) and `int8-cpu` (ONNX Runtime) recipes
-    qdq_check.py   TensorRT's explicit-quantization rules, checked on a graph
+    qdq_check.py   TensorRT's explicit-quantization rules (also behind the readiness report)
+    graph_index.py an ONNX graph indexed for rule checks
+    cpu_rewrite.py graph rewrites that keep more of int8-cpu in uint8 on ONNX Runtime
     qdq_edit.py    excluded nodes really kept in float
     sensitivity.py which quantized nodes add the most error
     budget.py      INT8 within an accuracy budget, sensitive nodes kept in FP32

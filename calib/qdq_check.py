@@ -1,9 +1,13 @@
 """What an INT8 ONNX graph holds, and whether it follows TensorRT's rules for explicit quantization.
 
 TensorRT builds INT8 from QuantizeLinear/DequantizeLinear pairs it can fuse into its kernels:
-zero points must be 0 and int8 (symmetric), scales constant and positive, weights quantized per
-output channel (axis 0 of a Conv kernel, axis 1 of a ConvTranspose kernel), and every node in the
-standard ONNX domain. A graph that breaks a rule either fails to parse or silently runs in FP32.
+zero points must be 0 and signed (symmetric), scales constant and positive, per-channel scales only
+for weights and along their output channels (axis 0 of a Conv kernel, axis 1 of a ConvTranspose
+kernel), and every node in the standard ONNX domain. A graph that breaks a rule either fails to
+parse or silently runs in FP32.
+
+The rules live here once (`qdq_node_problems`): `quantize_int8` refuses a graph that breaks them,
+and mke-export's TensorRT readiness report (`mke.export.trt_readiness`) lists them as findings.
 """
 from __future__ import annotations
 
@@ -13,13 +17,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import onnx
 
+from mke.calib.graph_index import GraphIndex
 from mke.calib.qdq_edit import constant_values
 from mke.calib.samples import load_onnx
 from mke.runtime.errors import MkeError
 
 QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
-# weight input index → the axis that holds output channels, per consumer op
-WEIGHT_CHANNEL_AXIS = {"Conv": 0, "ConvTranspose": 1}
+QUANT_TYPES_OK = {3: "INT8", 17: "FLOAT8E4M3FN", 22: "INT4"}  # onnx.TensorProto data types TensorRT quantizes to
+TYPE_NAMES = {1: "FLOAT", 2: "UINT8", 3: "INT8", 4: "UINT16", 5: "INT16", 6: "INT32", 21: "UINT4", 22: "INT4"}
 
 
 @dataclass
@@ -71,60 +76,37 @@ def summarize(model) -> QuantSummary:
 
 
 def tensorrt_violations(model) -> list[str]:
-    """Every place where `model` breaks TensorRT's explicit-quantization rules (empty: it follows them)."""
-    graph = _as_proto(model).graph
-    consts = constant_values(graph)
-    consumers: dict[str, list[onnx.NodeProto]] = {}
-    for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
+    """Every place where `model` breaks TensorRT's explicit-quantization rules (`qdq_node_problems`),
+    uses a non-standard domain, or quantizes a convolution's weights with one scale where the `int8` recipe
+    promises one per output channel; empty: it follows them."""
+    graph = GraphIndex(_as_proto(model))
     problems = []
-    for node in graph.node:
+    for node in graph.nodes:
+        where = f"{node.op_type} {graph.label(node)}"
         if node.domain not in ("", "ai.onnx"):
-            problems.append(f"node {node.name} ({node.op_type}) is in domain '{node.domain}', which TensorRT does not run")
-        if node.op_type not in QDQ_OPS:
-            continue
-        where = f"{node.op_type} {node.name}"
-        zp_name = node.input[2] if len(node.input) > 2 else ""
-        if not zp_name:
-            problems.append(f"{where} has no zero point (it would default to uint8)")
-        elif zp_name not in consts:
-            problems.append(f"{where}: zero point {zp_name} is not a constant")
-        else:
-            zp = consts[zp_name]
-            if zp.dtype != np.int8:
-                problems.append(f"{where}: zero point is {zp.dtype}, TensorRT wants int8")
-            if np.any(zp != 0):
-                problems.append(f"{where}: zero point is not 0 (asymmetric)")
-        scale = consts.get(node.input[1])
-        if scale is None:
-            problems.append(f"{where}: scale {node.input[1]} is not a constant")
-        elif not np.all(scale > 0):
-            problems.append(f"{where}: scale has values ≤ 0")
-        if node.op_type == "QuantizeLinear":
-            bad = [c.name for c in consumers.get(node.output[0], []) if c.op_type != "DequantizeLinear"]
-            if bad:
-                problems.append(f"{where} feeds {', '.join(bad)} directly; TensorRT wants each Q followed by a DQ")
-            continue
-        if node.input[0] not in consts:
-            continue
-        weight = consts[node.input[0]]
-        for user in consumers.get(node.output[0], []):
-            axis_want = WEIGHT_CHANNEL_AXIS.get(user.op_type)
-            if axis_want is None or list(user.input).index(node.output[0]) != 1:
-                continue
-            axis = next((a.i for a in node.attribute if a.name == "axis"), 1)
-            axis = axis % weight.ndim if weight.ndim else 0
-            channels = weight.shape[axis_want] if weight.ndim > axis_want else 1
-            if scale is None:
-                continue
-            if scale.size == 1 and channels > 1:
-                problems.append(f"{where}: weights of {user.op_type} {user.name} have one scale; TensorRT wants one "
-                                f"per output channel ({channels})")
-            elif scale.size > 1 and (axis != axis_want or scale.size != channels):
-                problems.append(f"{where}: weight scales of {user.op_type} {user.name} run along axis {axis} "
-                                f"({scale.size}); the output channels are axis {axis_want} ({channels})")
+            problems.append(f"node {graph.label(node)} ({node.op_type}) is in domain '{node.domain}', which TensorRT "
+                            f"does not run")
+        if node.op_type in QDQ_OPS:
+            problems += [f"{where}: {message}" for level, message in qdq_node_problems(node, graph) if level == "error"]
+            if node.op_type == "DequantizeLinear":
+                problems += _per_tensor_weights(node, graph)
     return problems
+
+
+def _per_tensor_weights(dq: onnx.NodeProto, graph: GraphIndex) -> list[str]:
+    """TensorRT accepts one scale for a convolution's weights; the int8 recipe promises one per output
+    channel (onnxruntime quantizes Conv/ConvTranspose weights per channel; Gemm/MatMul may stay per tensor)."""
+    weight = graph.const(graph.input(dq, 0))
+    scale = graph.const(graph.input(dq, 1))
+    axis = weight_axis(dq, graph)
+    if weight is None or scale is None or axis is None or scale.size != 1 or weight.ndim <= axis[0] \
+            or not axis[1].startswith(("Conv ", "ConvTranspose ")):
+        return []
+    channels = weight.shape[axis[0]]
+    if channels <= 1:
+        return []
+    return [f"DequantizeLinear {graph.label(dq)}: weights of {axis[1]} have one scale; the int8 recipe wants one "
+            f"per output channel ({channels})"]
 
 
 def check_tensorrt_qdq(model, source: str = "model", require_qdq: bool = True) -> QuantSummary:
@@ -150,3 +132,92 @@ def check_cpu_int8(model, source: str = "model") -> QuantSummary:
     if s.weight_types - {"int8", "int32"}:
         raise MkeError(f"{source}: weights are {sorted(s.weight_types)}, expected int8 (and int32 biases)")
     return s
+
+
+def qdq_node_problems(node: onnx.NodeProto, graph: GraphIndex):
+    """(level, message) for each way a QuantizeLinear/DequantizeLinear `node` breaks TensorRT's rules
+    (TensorRT 10.3 NvInfer.h, IQuantizeLayer/IDequantizeLayer): signed INT8 (or FP8/INT4) with zero
+    point 0, build-time constant scales, per-channel scales only for weights and along their output
+    channels, every QuantizeLinear followed by a DequantizeLinear. Level "error": the parser or
+    builder refuses it. Used by quantize_int8 and by the readiness report alike."""
+    op, x, scale_name, zp_name = node.op_type, graph.input(node, 0), graph.input(node, 1), graph.input(node, 2)
+    # zero point: symmetric, signed
+    if op == "DequantizeLinear" and graph.const_type(x) == 2:
+        yield "error", "UINT8 weights: TensorRT dequantizes signed INT8 (or FP8/INT4) only; quantize weights as QInt8"
+    if zp_name is None:
+        zp_type = graph.attr(node, "output_dtype", 0) or (2 if op == "QuantizeLinear" else None)
+        if zp_type == 2:
+            yield "error", ("QuantizeLinear without a zero point quantizes to UINT8; TensorRT needs signed INT8 "
+                            "with zero point 0 (symmetric)")
+    elif not graph.is_constant(zp_name):
+        yield "error", f"zero point '{zp_name}' must be a constant"
+    else:
+        zp_type, zp = graph.const_type(zp_name), graph.const(zp_name)
+        if zp_type == 6 and op == "DequantizeLinear":
+            yield "error", ("INT32 dequantization (a quantized bias, onnxruntime's default): TensorRT dequantizes "
+                            "INT8, FP8 or INT4 only — quantize with extra_options QuantizeBias=False")
+        elif zp_type not in QUANT_TYPES_OK:
+            yield "error", (f"zero point type {TYPE_NAMES.get(zp_type, zp_type)}: TensorRT quantizes to signed INT8 "
+                            f"(or FP8/INT4) only — quantize with QInt8 activations and weights (ActivationSymmetric, "
+                            f"WeightSymmetric)")
+        if zp is not None and np.any(zp.astype(np.float64) != 0):
+            yield "error", (f"asymmetric quantization (zero point {np.unique(zp)[:4].tolist()}): TensorRT supports "
+                            f"only symmetric quantization, zero point 0")
+    # scale: a build-time constant; per-channel only for weights, on the output-channel axis
+    scale = graph.const(scale_name)
+    if scale is None:
+        yield "error", f"scale '{scale_name}' must be a build-time constant"
+        return
+    if not np.all(scale > 0):
+        yield "error", "scale has values ≤ 0; TensorRT's scales are positive"
+    if scale.size <= 1:
+        pass
+    elif graph.weight_source(x) is None:
+        yield "error", (f"per-channel scale ({scale.size} values) on an activation: TensorRT quantizes activations "
+                        f"per tensor only (one scale)")
+    elif op == "DequantizeLinear":
+        expected = weight_axis(node, graph)
+        weight = graph.const(graph.weight_source(x))
+        rank = weight.ndim if weight is not None else graph.ranks.get(x, 4)
+        axis = graph.attr(node, "axis", 1)
+        axis = axis + rank if axis < 0 else axis
+        if expected is not None and axis != expected[0]:
+            yield "error", (f"per-channel weights quantized along axis {axis}; TensorRT needs the output-channel "
+                            f"axis {expected[0]} for the weights of {expected[1]}")
+        elif weight is not None and axis < weight.ndim and weight.shape[axis] != scale.size:
+            yield "error", f"{scale.size} scales for {weight.shape[axis]} channels along axis {axis}"
+    # pairs: Q → DQ, DQ ← Q or weights
+    if op == "QuantizeLinear":
+        out = node.output[0]
+        bad = [c for c, _ in graph.consumers.get(out, []) if c.op_type != "DequantizeLinear"]
+        if bad:
+            yield "error", (f"its output feeds {', '.join(f'{c.op_type} {graph.label(c)!r}' for c in bad[:3])}: "
+                            f"TensorRT needs every QuantizeLinear followed by a DequantizeLinear")
+        if out in graph.graph_outputs:
+            yield "error", "its INT8 output is a graph output: end the graph with DequantizeLinear"
+        q_axis = graph.attr(node, "axis", 1)
+        for c, _ in graph.consumers.get(out, []):
+            if c.op_type == "DequantizeLinear" and scale.size > 1 and graph.attr(c, "axis", 1) != q_axis:
+                yield "error", f"its axis {q_axis} differs from the axis of DequantizeLinear {graph.label(c)!r}"
+    else:
+        producer = graph.producer.get(x) if x else None
+        if not graph.is_constant(x) and (producer is None or producer.op_type != "QuantizeLinear"):
+            source = f"{producer.op_type} {graph.label(producer)!r}" if producer else "a graph input"
+            yield "error", (f"its input '{x}' comes from {source}, not from a QuantizeLinear or weights: "
+                            f"Q/DQ must come in pairs")
+
+
+def weight_axis(dq: onnx.NodeProto, graph: GraphIndex) -> tuple[int, str] | None:
+    """(axis, layer) the per-channel scales of these weights must use, from the layer that consumes them."""
+    for consumer, index in graph.consumers.get(dq.output[0], []):
+        label = f"{consumer.op_type} {graph.label(consumer)!r}"
+        if consumer.op_type == "Conv" and index == 1:
+            return 0, label
+        if consumer.op_type == "ConvTranspose" and index == 1:
+            return 1, label
+        if consumer.op_type == "Gemm" and index == 1:
+            return (0 if graph.attr(consumer, "transB", 0) else 1), label
+        if consumer.op_type == "MatMul" and index == 1:
+            rank = graph.ranks.get(dq.output[0], 2)
+            return rank - 1, label
+    return None

@@ -1,7 +1,7 @@
 """Will TensorRT 10 build this ONNX, and what would leave the DLA for the GPU? Checked without a GPU.
 
 The workstation has no TensorRT; the Jetson is slow to find out. `check_onnx` reads the graph with
-the `onnx` package and checks, node by node:
+the `onnx` package (indexed by `mke.calib.graph_index.GraphIndex`) and checks, node by node:
 
 - every operator against ONNX-TensorRT's support matrix for TensorRT 10 (onnx/onnx-tensorrt,
   docs/operators.md at tag 10.1-GA, commit 96e7811) and the restrictions it lists;
@@ -9,7 +9,8 @@ the `onnx` package and checks, node by node:
 - explicit quantization the way TensorRT needs it (NvInfer.h, IQuantizeLayer/IDequantizeLayer of
   TensorRT 10.3): signed INT8 (or FP8/INT4) with zero points of 0, constant scales, per-channel
   scales only for weights and on their output-channel axis, every QuantizeLinear followed by a
-  DequantizeLinear;
+  DequantizeLinear — the rules of `mke.calib.qdq_check.qdq_node_problems`, which `quantize_int8`
+  applies too;
 - data-dependent control flow (If, Loop, Scan) and data-dependent output shapes;
 - dynamic input dimensions that need an optimization profile;
 - with `dla=True`, the layers DLA cannot run, which go to the GPU with GPU fallback (warnings):
@@ -27,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mke.calib.graph_index import GraphIndex
+from mke.calib.qdq_check import qdq_node_problems
 from mke.runtime.errors import MkeError
 
 OPSET_MIN, OPSET_MAX = 9, 20
@@ -70,8 +73,6 @@ CONSTANT_INPUTS = {  # op → (input index, what it is): "must be an initializer
                                   "Squeeze", "Unsqueeze")},
     "CumSum": (1, "axis"), "TopK": (1, "K"), "OneHot": (1, "depth"), "Pad": (3, "axes"),
 }
-QUANT_TYPES_OK = {3: "INT8", 17: "FLOAT8E4M3FN", 22: "INT4"}  # onnx.TensorProto data types TensorRT quantizes to
-TYPE_NAMES = {1: "FLOAT", 2: "UINT8", 3: "INT8", 4: "UINT16", 5: "INT16", 6: "INT32", 21: "UINT4", 22: "INT4"}
 
 # DLA (TensorRT 10.3 NvInfer.h): layers and the ONNX ops that become them.
 DLA_ACTIVATIONS = {"Relu", "Sigmoid", "Tanh", "Clip"}                 # IActivationLayer: kRELU kSIGMOID kTANH kCLIP
@@ -161,7 +162,7 @@ def check_onnx(path: str | Path, dla: bool = False, batch: tuple[int, int, int] 
 def check_model(model, path: str = "<model>", *, dla: bool = False,
                 batch: tuple[int, int, int] | None = None) -> Report:
     """check_onnx for an onnx.ModelProto already in memory."""
-    graph = _Graph(model)
+    graph = GraphIndex(model)
     report = Report(path=path, opset=graph.opset, dla=dla)
     add = report.findings.append
     _check_opset(graph, add)
@@ -175,137 +176,6 @@ def check_model(model, path: str = "<model>", *, dla: bool = False,
     return report
 
 
-# --- the graph, indexed ----------------------------------------------------------------------------------------
-
-class _Graph:
-    def __init__(self, model):
-        import onnx
-        from onnx import numpy_helper
-
-        self._onnx, self._numpy_helper = onnx, numpy_helper
-        self.model = model
-        self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), None)
-        try:
-            inferred = onnx.shape_inference.infer_shapes(model)
-        except Exception:  # shape inference is a help here, not a requirement
-            inferred = model
-        self.ranks: dict[str, int] = {}
-        self.shapes: dict[str, list[int]] = {}
-        for value in list(inferred.graph.value_info) + list(inferred.graph.input) + list(inferred.graph.output):
-            if value.type.HasField("tensor_type") and value.type.tensor_type.HasField("shape"):
-                dims = value.type.tensor_type.shape.dim
-                self.ranks[value.name] = len(dims)
-                self.shapes[value.name] = [d.dim_value if d.HasField("dim_value") else -1 for d in dims]
-        self.initializers = {}
-        self.nodes, self.producer, self.consumers = [], {}, {}
-        self._labels: dict[int, str] = {}
-        self._depth: dict[int, int] = {}
-        self.graph_outputs = {o.name for o in model.graph.output}
-        self._collect(model.graph, depth=0)
-        self._static: dict[str, bool] = {}
-
-    def _collect(self, graph, depth: int) -> None:
-        for init in graph.initializer:
-            self.initializers[init.name] = init
-        for node in graph.node:
-            self.nodes.append(node)
-            self._labels[id(node)] = node.name or f"<{node.op_type} → {node.output[0] if node.output else '?'}>"
-            self._depth[id(node)] = depth
-            for out in node.output:
-                if out:
-                    self.producer[out] = node
-            for i, name in enumerate(node.input):
-                if name:
-                    self.consumers.setdefault(name, []).append((node, i))
-            for attr in node.attribute:
-                if attr.type == self._onnx.AttributeProto.GRAPH:
-                    self._collect(attr.g, depth + 1)
-                elif attr.type == self._onnx.AttributeProto.GRAPHS:
-                    for sub in attr.graphs:
-                        self._collect(sub, depth + 1)
-
-    def label(self, node) -> str:
-        return self._labels[id(node)]
-
-    def in_subgraph(self, node) -> bool:
-        return self._depth[id(node)] > 0
-
-    def attr(self, node, name: str, default=None):
-        for a in node.attribute:
-            if a.name == name:
-                value = self._onnx.helper.get_attribute_value(a)
-                return value.decode() if isinstance(value, bytes) else value
-        return default
-
-    def input(self, node, index: int) -> str | None:
-        return node.input[index] if len(node.input) > index and node.input[index] else None
-
-    def is_constant(self, name: str | None) -> bool:
-        if name is None:
-            return False
-        if name in self.initializers:
-            return True
-        node = self.producer.get(name)
-        return node is not None and node.op_type == "Constant"
-
-    def const(self, name: str | None):
-        """The value of an initializer or Constant output, else None."""
-        if name is None:
-            return None
-        if name in self.initializers:
-            return self._numpy_helper.to_array(self.initializers[name])
-        node = self.producer.get(name)
-        if node is None or node.op_type != "Constant":
-            return None
-        for a in node.attribute:
-            if a.name == "value":
-                return self._numpy_helper.to_array(a.t)
-            if a.name in ("value_float", "value_int", "value_floats", "value_ints"):
-                return np.asarray(self._onnx.helper.get_attribute_value(a))
-        return None
-
-    def const_type(self, name: str | None) -> int | None:
-        """onnx.TensorProto data type of a constant, else None."""
-        if name in self.initializers:
-            return self.initializers[name].data_type
-        node = self.producer.get(name) if name else None
-        if node is not None and node.op_type == "Constant":
-            for a in node.attribute:
-                if a.name == "value":
-                    return a.t.data_type
-        return None
-
-    def is_static(self, name: str) -> bool:
-        """Known at build time: a constant, a shape, or computed only from those (shape arithmetic)."""
-        if name in self._static:
-            return self._static[name]
-        self._static[name] = False  # guards against cycles through Loop bodies
-        node = self.producer.get(name)
-        if self.is_constant(name):
-            result = True
-        elif node is None:
-            result = False
-        elif node.op_type in ("Shape", "Size"):
-            result = True
-        else:
-            inputs = [i for i in node.input if i]
-            result = bool(inputs) and all(self.is_static(i) for i in inputs)
-        self._static[name] = result
-        return result
-
-    def weight_source(self, name: str | None) -> str | None:
-        """The initializer behind a tensor, looking through DequantizeLinear/QuantizeLinear/Identity."""
-        seen = 0
-        while name is not None and seen < 4:
-            if self.is_constant(name):
-                return name
-            node = self.producer.get(name)
-            if node is None or node.op_type not in ("DequantizeLinear", "QuantizeLinear", "Identity"):
-                return None
-            name, seen = self.input(node, 0), seen + 1
-        return None
-
-
 # --- checks ----------------------------------------------------------------------------------------------------
 
 def _finding(add, level, rule, message, graph=None, node=None) -> None:
@@ -313,7 +183,7 @@ def _finding(add, level, rule, message, graph=None, node=None) -> None:
                 node.op_type if node is not None else None))
 
 
-def _check_opset(graph: _Graph, add) -> None:
+def _check_opset(graph: GraphIndex, add) -> None:
     if graph.opset is None:
         _finding(add, "error", "opset", "the model imports no default-domain (ai.onnx) opset")
     elif graph.opset < OPSET_MIN:
@@ -330,7 +200,7 @@ def _check_opset(graph: _Graph, add) -> None:
             _finding(add, "info", "opset", f"the model also imports domain '{imp.domain}' (version {imp.version})")
 
 
-def _check_inputs(graph: _Graph, add, dla: bool, batch) -> None:
+def _check_inputs(graph: GraphIndex, add, dla: bool, batch) -> None:
     for value in graph.model.graph.input:
         if value.name in graph.initializers:
             continue
@@ -354,7 +224,7 @@ def _check_inputs(graph: _Graph, add, dla: bool, batch) -> None:
                      f"{DLA_MAX_DIM}, DLA's limit for non-batch dimensions")
 
 
-def _check_operator(node, graph: _Graph, add) -> None:
+def _check_operator(node, graph: GraphIndex, add) -> None:
     op = node.op_type
     if node.domain not in ("", "ai.onnx"):
         _finding(add, "error", "unsupported-op", f"operator {node.domain}::{op} is outside the ONNX standard domain: "
@@ -391,7 +261,7 @@ def _check_operator(node, graph: _Graph, add) -> None:
             _finding(add, level, "restriction", message, graph, node)
 
 
-def _restrict_resize(node, graph: _Graph):
+def _restrict_resize(node, graph: GraphIndex):
     mode = graph.attr(node, "mode", "nearest")
     transform = graph.attr(node, "coordinate_transformation_mode", "half_pixel")
     nearest = graph.attr(node, "nearest_mode", "round_prefer_floor")
@@ -411,7 +281,7 @@ def _restrict_resize(node, graph: _Graph):
         yield "error", "only keep_aspect_ratio_policy 'stretch' is supported"
 
 
-def _restrict_pool(node, graph: _Graph):
+def _restrict_pool(node, graph: GraphIndex):
     kernel = graph.attr(node, "kernel_shape", [])
     if len(kernel) not in (2, 3):
         yield "error", f"only 2D or 3D pooling is supported; kernel_shape is {list(kernel)}"
@@ -421,7 +291,7 @@ def _restrict_pool(node, graph: _Graph):
         yield "error", "the `Indices` output of MaxPool is not supported"
 
 
-def _restrict_topk(node, graph: _Graph):
+def _restrict_topk(node, graph: GraphIndex):
     if graph.attr(node, "sorted", 1) != 1:
         yield "error", "TopK needs sorted=1"
     k = graph.const(graph.input(node, 1))
@@ -429,23 +299,23 @@ def _restrict_topk(node, graph: _Graph):
         yield "error", f"TopK's K must be below 3840, got {int(np.asarray(k).reshape(-1)[0])}"
 
 
-def _restrict_lstm(node, graph: _Graph):
+def _restrict_lstm(node, graph: GraphIndex):
     if graph.attr(node, "input_forget", 0) != 0 or graph.attr(node, "layout", 0) != 0:
         yield "error", "LSTM needs input_forget = 0 and layout = 0"
 
 
-def _restrict_layernorm(node, graph: _Graph):
+def _restrict_layernorm(node, graph: GraphIndex):
     if any(node.output[1:]):
         yield "error", "only the first output (Y) of LayerNormalization is supported"
 
 
-def _restrict_dropout(node, graph: _Graph):
+def _restrict_dropout(node, graph: GraphIndex):
     training = graph.input(node, 2)
     if training is not None and (not graph.is_constant(training) or bool(np.asarray(graph.const(training)).any())):
         yield "error", "Dropout's `training_mode` must be a constant False (export the model in eval mode)"
 
 
-def _restrict_if(node, graph: _Graph):
+def _restrict_if(node, graph: GraphIndex):
     then_branch, else_branch = graph.attr(node, "then_branch"), graph.attr(node, "else_branch")
     if then_branch is not None and else_branch is not None:
         shared = {o.name for o in then_branch.output} & {o.name for o in else_branch.output}
@@ -458,7 +328,7 @@ _RESTRICTIONS = {"Resize": _restrict_resize, "MaxPool": _restrict_pool, "Average
                  "LayerNormalization": _restrict_layernorm, "Dropout": _restrict_dropout, "If": _restrict_if}
 
 
-def _check_qdq(graph: _Graph, add) -> None:
+def _check_qdq(graph: GraphIndex, add) -> None:
     quant = [n for n in graph.nodes if n.op_type == "QuantizeLinear"]
     dequant = [n for n in graph.nodes if n.op_type == "DequantizeLinear"]
     if not quant and not dequant:
@@ -466,95 +336,15 @@ def _check_qdq(graph: _Graph, add) -> None:
     _finding(add, "info", "qdq", f"explicitly quantized: {len(quant)} QuantizeLinear and {len(dequant)} "
              f"DequantizeLinear nodes; build with precision int8 (BuilderFlag.INT8 on TensorRT 10), no calibrator")
     for node in quant + dequant:
-        for level, message in _qdq_node_problems(node, graph):
+        for level, message in qdq_node_problems(node, graph):
             _finding(add, level, "qdq", message, graph, node)
 
 
-def _qdq_node_problems(node, graph: _Graph):
-    op, x, scale_name, zp_name = node.op_type, graph.input(node, 0), graph.input(node, 1), graph.input(node, 2)
-    # zero point: symmetric, signed
-    if op == "DequantizeLinear" and graph.const_type(x) == 2:
-        yield "error", "UINT8 weights: TensorRT dequantizes signed INT8 (or FP8/INT4) only; quantize weights as QInt8"
-    if zp_name is None:
-        zp_type = graph.attr(node, "output_dtype", 0) or (2 if op == "QuantizeLinear" else None)
-        if zp_type == 2:
-            yield "error", ("QuantizeLinear without a zero point quantizes to UINT8; TensorRT needs signed INT8 "
-                            "with zero point 0 (symmetric)")
-    elif not graph.is_constant(zp_name):
-        yield "error", f"zero point '{zp_name}' must be a constant"
-    else:
-        zp_type, zp = graph.const_type(zp_name), graph.const(zp_name)
-        if zp_type == 6 and op == "DequantizeLinear":
-            yield "error", ("INT32 dequantization (a quantized bias, onnxruntime's default): TensorRT dequantizes "
-                            "INT8, FP8 or INT4 only — quantize with extra_options QuantizeBias=False")
-        elif zp_type not in QUANT_TYPES_OK:
-            yield "error", (f"zero point type {TYPE_NAMES.get(zp_type, zp_type)}: TensorRT quantizes to signed INT8 "
-                            f"(or FP8/INT4) only — quantize with QInt8 activations and weights (ActivationSymmetric, "
-                            f"WeightSymmetric)")
-        if zp is not None and np.any(zp.astype(np.float64) != 0):
-            yield "error", (f"asymmetric quantization (zero point {np.unique(zp)[:4].tolist()}): TensorRT supports "
-                            f"only symmetric quantization, zero point 0")
-    # scale: a build-time constant; per-channel only for weights, on the output-channel axis
-    scale = graph.const(scale_name)
-    if scale is None:
-        yield "error", f"scale '{scale_name}' must be a build-time constant"
-        return
-    if scale.size <= 1:
-        pass
-    elif graph.weight_source(x) is None:
-        yield "error", (f"per-channel scale ({scale.size} values) on an activation: TensorRT quantizes activations "
-                        f"per tensor only (one scale)")
-    elif op == "DequantizeLinear":
-        expected = _weight_axis(node, graph)
-        weight = graph.const(graph.weight_source(x))
-        rank = weight.ndim if weight is not None else graph.ranks.get(x, 4)
-        axis = graph.attr(node, "axis", 1)
-        axis = axis + rank if axis < 0 else axis
-        if expected is not None and axis != expected[0]:
-            yield "error", (f"per-channel weights quantized along axis {axis}; TensorRT needs the output-channel "
-                            f"axis {expected[0]} for the weights of {expected[1]}")
-        elif weight is not None and axis < weight.ndim and weight.shape[axis] != scale.size:
-            yield "error", f"{scale.size} scales for {weight.shape[axis]} channels along axis {axis}"
-    # pairs: Q → DQ, DQ ← Q or weights
-    if op == "QuantizeLinear":
-        out = node.output[0]
-        bad = [c for c, _ in graph.consumers.get(out, []) if c.op_type != "DequantizeLinear"]
-        if bad:
-            yield "error", (f"its output feeds {', '.join(f'{c.op_type} {graph.label(c)!r}' for c in bad[:3])}: "
-                            f"TensorRT needs every QuantizeLinear followed by a DequantizeLinear")
-        if out in graph.graph_outputs:
-            yield "error", "its INT8 output is a graph output: end the graph with DequantizeLinear"
-        q_axis = graph.attr(node, "axis", 1)
-        for c, _ in graph.consumers.get(out, []):
-            if c.op_type == "DequantizeLinear" and scale.size > 1 and graph.attr(c, "axis", 1) != q_axis:
-                yield "error", f"its axis {q_axis} differs from the axis of DequantizeLinear {graph.label(c)!r}"
-    else:
-        producer = graph.producer.get(x) if x else None
-        if not graph.is_constant(x) and (producer is None or producer.op_type != "QuantizeLinear"):
-            source = f"{producer.op_type} {graph.label(producer)!r}" if producer else "a graph input"
-            yield "error", (f"its input '{x}' comes from {source}, not from a QuantizeLinear or weights: "
-                            f"Q/DQ must come in pairs")
-
-
-def _weight_axis(dq, graph: _Graph):
-    """(axis, layer) the per-channel scales of these weights must use, from the layer that consumes them."""
-    for consumer, index in graph.consumers.get(dq.output[0], []):
-        label = f"{consumer.op_type} {graph.label(consumer)!r}"
-        if consumer.op_type == "Conv" and index == 1:
-            return 0, label
-        if consumer.op_type == "ConvTranspose" and index == 1:
-            return 1, label
-        if consumer.op_type == "Gemm" and index == 1:
-            return (0 if graph.attr(consumer, "transB", 0) else 1), label
-        if consumer.op_type == "MatMul" and index == 1:
-            rank = graph.ranks.get(dq.output[0], 2)
-            return rank - 1, label
-    return None
 
 
 # --- DLA -------------------------------------------------------------------------------------------------------
 
-def _check_dla(node, graph: _Graph, add) -> None:
+def _check_dla(node, graph: GraphIndex, add) -> None:
     op = node.op_type
     if op in DLA_NEUTRAL or graph.in_subgraph(node) or node.domain not in ("", "ai.onnx"):
         return
@@ -565,7 +355,7 @@ def _check_dla(node, graph: _Graph, add) -> None:
         _finding(add, "warning", "dla-fallback", f"runs on the GPU, not DLA: {'; '.join(reasons)}", graph, node)
 
 
-def _dla_problems(node, graph: _Graph):
+def _dla_problems(node, graph: GraphIndex):
     op = node.op_type
     if op in DLA_ACTIVATIONS or op in DLA_ELEMENTWISE or op in DLA_UNARY:
         return
@@ -619,7 +409,7 @@ def _ints(value) -> list[int]:
     return [int(v) for v in (value or [])]
 
 
-def _dla_conv(node, graph: _Graph):
+def _dla_conv(node, graph: GraphIndex):
     weight = graph.const(graph.weight_source(graph.input(node, 1)))
     kernel = _ints(graph.attr(node, "kernel_shape")) or (list(weight.shape[2:]) if weight is not None else [])
     strides = _ints(graph.attr(node, "strides")) or [1] * len(kernel)
@@ -656,7 +446,7 @@ def _dla_conv(node, graph: _Graph):
             yield f"{weight.shape[1] * group} output channels, above DLA's 8192"
 
 
-def _dla_pool(node, graph: _Graph):
+def _dla_pool(node, graph: GraphIndex):
     kernel = _ints(graph.attr(node, "kernel_shape"))
     strides = _ints(graph.attr(node, "strides")) or [1] * len(kernel)
     pads = _ints(graph.attr(node, "pads")) or [0] * (2 * len(kernel))
@@ -671,7 +461,7 @@ def _dla_pool(node, graph: _Graph):
         yield f"pooling padding {pads} outside DLA's [0, 7]"
 
 
-def _dla_resize(node, graph: _Graph):
+def _dla_resize(node, graph: GraphIndex):
     """DLA runs resize with constant scales [1, 1, s, s] and a few (transformation, rounding) combinations;
     the mapping of ONNX attributes to TensorRT's is onnx-tensorrt's Resize importer (10.1-GA)."""
     mode = graph.attr(node, "mode", "nearest")
@@ -703,7 +493,7 @@ def _dla_resize(node, graph: _Graph):
         yield f"scales {scales}: DLA needs [1, 1, s, s] with integer s in [1, {limit}] for {mode} resize"
 
 
-def _dla_slice(node, graph: _Graph):
+def _dla_slice(node, graph: GraphIndex):
     params = [graph.input(node, i) for i in range(1, 5)]
     if any(p is not None and not graph.is_constant(p) for p in params):
         yield "DLA slices with build-time constant starts, ends, axes and steps only"

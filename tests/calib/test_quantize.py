@@ -16,17 +16,9 @@ from mke.calib.quantize import (prepare_for_quantization, quantization_record, q
 from mke.calib.samples import save_calibration, select_samples
 from mke.calib.sensitivity import quantized_nodes, rank_nodes
 from mke.runtime.errors import MkeError
+from scenes import smooth_frames
 
-H, W = 48, 64
 SPEC = json.dumps({"task": "segmentation", "inputs": ["rgb", "depth"]})
-
-
-def smooth_frames(n, seed):
-    """Calibration-like inputs: smooth random scenes (normalised RGB, metric depth), not white noise."""
-    rng = np.random.default_rng(seed)
-    coarse = rng.standard_normal((n, 4, H // 8, W // 8)).astype(np.float32)
-    up = coarse.repeat(8, axis=2).repeat(8, axis=3) + 0.2 * rng.standard_normal((n, 4, H, W)).astype(np.float32)
-    return {"rgb": np.ascontiguousarray(up[:, :3]), "depth": np.ascontiguousarray(np.abs(up[:, 3:]) * 1.2 - 1.0)}
 
 
 @pytest.fixture(scope="module")
@@ -105,7 +97,7 @@ def test_int8_cpu_has_unsigned_activations_and_signed_per_channel_weights(quanti
     s = summarize(quantized["int8-cpu"])
     assert s.activation_types == {"uint8"} and "int8" in s.weight_types
     assert s.per_channel_weights >= 40 and s.per_tensor_weights == 0
-    with pytest.raises(MkeError, match="zero point is uint8"):
+    with pytest.raises(MkeError, match="zero point type UINT8"):
         check_tensorrt_qdq(quantized["int8-cpu"], source="student.int8-cpu.onnx")
 
 
@@ -118,6 +110,34 @@ def test_tensorrt_check_catches_per_tensor_weights(quantized, tmp_path):
     scale.CopyFrom(numpy_helper.from_array(numpy_helper.to_array(scale).max(keepdims=True)[:1].reshape(()), scale.name))
     problems = tensorrt_violations(model)
     assert any("one scale" in p and conv.name in p for p in problems)
+
+
+def test_tensorrt_check_catches_broken_pairs_and_scales(quantized, tmp_path):
+    model = onnx.load(str(quantized["int8"]))
+    consts = {t.name: t for t in model.graph.initializer}
+    q = next(n for n in model.graph.node if n.op_type == "QuantizeLinear")
+    scale = consts[q.input[1]]
+    scale.CopyFrom(numpy_helper.from_array(-numpy_helper.to_array(scale), scale.name))
+    dq = next(n for n in model.graph.node if n.op_type == "DequantizeLinear" and n.input[0] == q.output[0])
+    reader = next(n for n in model.graph.node if dq.output[0] in n.input)
+    reader.input[list(reader.input).index(dq.output[0])] = q.output[0]  # int8 straight into the next layer
+    path = tmp_path / "broken.int8.onnx"
+    onnx.save(model, str(path))
+    problems = tensorrt_violations(path)
+    assert any(p.startswith(f"QuantizeLinear {q.name}: scale has values ≤ 0") for p in problems)
+    assert any(p.startswith(f"QuantizeLinear {q.name}: its output feeds {reader.op_type}") for p in problems)
+    with pytest.raises(MkeError, match=r"broken\.int8\.onnx does not follow TensorRT's explicit-quantization rules"):
+        check_tensorrt_qdq(path, source=str(path))
+
+
+def test_quantizer_and_readiness_report_apply_the_same_qdq_rules(quantized):
+    from mke.export.trt_readiness import check_onnx
+
+    for path in quantized.values():
+        report = [f"{f.op_type} {f.node}: {f.message}" for f in check_onnx(path).errors if f.rule == "qdq"]
+        ours = [p for p in tensorrt_violations(path) if "the int8 recipe wants" not in p]
+        assert sorted(ours) == sorted(report)
+    assert report  # int8-cpu breaks them: uint8 activations, int32 biases
 
 
 def test_both_recipes_run_in_onnxruntime_and_agree_with_fp32(fp32, quantized):
