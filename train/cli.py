@@ -82,6 +82,8 @@ def _run(args) -> int:
         print(reg)
     print(f"\nreport: {root / 'report.md'}   metrics: {root / 'metrics.json'}   "
           f"time: {metrics['timing_s']['total']:.0f} s")
+    if "replay" in metrics:
+        print(f"replay of this world for mke-live: {metrics['replay']}")
     return 0
 
 

@@ -366,6 +366,9 @@ def run_mke(cfg: dict, root: str | Path, *, fresh: bool = False, progress: bool 
     metrics["timing_s"]["report"] = round(time.perf_counter() - report_start, 2)
     metrics["timing_s"]["total"] = round(time.perf_counter() - started, 2)
     metrics["figures"] = [str(p.relative_to(run.root)) for p in figures]
+    replay = task.replay(cfg)
+    if replay is not None:
+        metrics["replay"] = str(replay)
     write_json(run.metrics, metrics)
     return metrics
 

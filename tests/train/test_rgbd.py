@@ -47,6 +47,17 @@ def test_pipeline_runs_and_reports_per_class_iou(tiny_cfg, tmp_path):
     assert (noisy["regularization"], noisy["strength"]) == ("augment", "default")
     assert metrics["pseudo_labels"]["bytes_per_sample"] < 48 * 64 * 7 * 4 / 3  # top-2 storage, not dense fp32
     assert (tmp_path / "run" / "figures" / "examples.png").stat().st_size > 5000
+    assert "replay" not in metrics  # data.recording.frames=0: no recording to point mke-live at
+
+
+def test_the_run_names_the_recording_of_its_world(tiny_cfg, tmp_path):
+    from mke.train.config import apply_overrides
+
+    cfg = apply_overrides(tiny_cfg, ["data.recording={frames: 3, width: 64, height: 48, step: 0.1, fps: 15}",
+                                     "methods=[UM teacher]"])
+    metrics = pipeline.run_mke(cfg, tmp_path / "run", progress=False)
+    assert metrics["replay"] == str(cache_dir(cfg["data"]) / "replay.db3")
+    assert (cache_dir(cfg["data"]) / "replay.db3").stat().st_size > 1000
 
 
 def test_teacher_with_another_class_count_is_refused(tiny_cfg, tmp_path):

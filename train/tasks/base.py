@@ -85,3 +85,7 @@ class Task(ABC):
     def figures(self, run, data: MKEData) -> list[Path]:
         """Task-specific figures for the report (written under run.figures_dir)."""
         return []
+
+    def replay(self, cfg: dict) -> Path | None:
+        """A sensor recording of the task's world that `mke-live --replay` can play, if the data has one."""
+        return None

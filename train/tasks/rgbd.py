@@ -152,6 +152,14 @@ class RGBDTask(RGBDSegmentationTask):
                            f"{manifests['unlabeled'].path}; remove it from `methods`, e.g. "
                            "methods='[UM teacher, UM student, NOISY student, MM student (no reg), MM student]'")
 
+    def replay(self, cfg: dict) -> Path | None:
+        if source(cfg) != "builtin":
+            return None
+        from mke.train.datasets.builtin_rgbd import cache_dir
+
+        path = cache_dir(cfg["data"]) / "replay.db3"
+        return path if path.is_file() else None
+
     def load_frames(self, cfg: dict) -> dict[str, FrameSet]:
         self.use_config(cfg)
         if source(cfg) == "builtin":
