@@ -160,7 +160,7 @@ def test_the_benchmark_reports_end_to_end_and_model_only_side_by_side(rgbd_onnx,
     assert main([str(rgbd_onnx), *sim("--benchmark", "--frames", "20", "--rounds", "2", "--stats-json",
                                       str(result_path))]) == 0
     table = capsys.readouterr().out
-    for row in ("| model-only FPS (the same runner and session) |", "| **end-to-end / model-only** (pipeline overhead) |",
+    for row in ("| model-only FPS (the same runner and session) |", "| **end-to-end / model-only** (pipeline overhead; rounds ",
                 "| **preprocessing share of frame time** |", "| end-to-end FPS, the source as read |",
                 "| source-only FPS, the source as read (SDK playback / decoder + preprocessing) |"):
         assert row in table
