@@ -31,31 +31,42 @@ def cache_dir(data_cfg: dict) -> Path:
     return Path(data_cfg["cache_dir"]).expanduser() / f"rgbd-{digest}"
 
 
-def _render_split(name: str, data_cfg: dict, progress: bool) -> dict[str, np.ndarray]:
-    from mke.runtime.sim import World
+def _render_split(name: str, data_cfg: dict, progress: bool, workers: int = 0) -> dict[str, np.ndarray]:
+    """Every room of one split, rendered by `workers` processes (0: one per CPU core) in batches of
+    rooms; the result depends only on the config (each room has its own seed), not on the workers."""
+    import os
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import get_context
+
+    from mke.runtime.sim.batch import render_rooms
 
     spec = data_cfg[name]
     rooms, frames = int(spec["rooms"]), int(spec["frames"])
     if rooms < 1 or frames < rooms:
         raise MkeError(f"data.{name} needs rooms >= 1 and frames >= rooms, got rooms={rooms}, frames={frames}")
     per_room = [frames // rooms + (1 if r < frames % rooms else 0) for r in range(rooms)]
-    w, h = int(data_cfg["width"]), int(data_cfg["height"])
-    out = {k: [] for k in ("rgb", "depth_mm", "labels", "intrinsics", "up", "room")}
+    seeds = [int(data_cfg["seed"]) * 1_000_000 + SPLIT_SEED_OFFSET[name] + r for r in range(rooms)]
+    w, h, step = int(data_cfg["width"]), int(data_cfg["height"]), float(data_cfg["step"])
+    workers = min(workers or os.cpu_count() or 1, rooms)
+    batch = max(1, min(10, rooms // (4 * workers)))  # rooms per task: few hand-overs, a smooth progress bar
+    tasks = [list(zip(seeds[i:i + batch], per_room[i:i + batch])) for i in range(0, rooms, batch)]
     bar = tqdm(total=frames, desc=f"rendering {name}", unit="frame", disable=not progress, leave=False)
-    for r, n in enumerate(per_room):
-        seed = int(data_cfg["seed"]) * 1_000_000 + SPLIT_SEED_OFFSET[name] + r
-        with World.random(seed) as world:
-            for frame in world.frames(n, w, h, seed=seed, step=float(data_cfg["step"])):
-                out["rgb"].append(frame.rgb)
-                out["depth_mm"].append(frame.depth)
-                out["labels"].append(frame.labels)
-                k = frame.intrinsics
-                out["intrinsics"].append((k.fx, k.fy, k.cx, k.cy))
-                out["up"].append(frame.up)
-                out["room"].append(r)
-                bar.update()
+    results = []
+    if workers == 1:
+        for t in tasks:
+            results.append(render_rooms(t, w, h, step))
+            bar.update(sum(n for _, n in t))
+    else:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+            for t, done in zip(tasks, pool.map(render_rooms, tasks, [w] * len(tasks), [h] * len(tasks),
+                                               [step] * len(tasks))):
+                results.append(done)
+                bar.update(sum(n for _, n in t))
     bar.close()
-    return {k: np.stack(v) for k, v in out.items()}
+    flat = [room for r in results for room in r]
+    out = {k: np.concatenate([room[k] for room in flat]) for k in flat[0]}
+    out["room"] = np.concatenate([np.full(len(room["rgb"]), r) for r, room in enumerate(flat)])
+    return out
 
 
 def _write_recording(folder: Path, data_cfg: dict, progress: bool) -> Path:
