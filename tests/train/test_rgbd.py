@@ -97,3 +97,14 @@ def test_labels_beyond_the_class_list_are_refused(tiny_cfg):
 
     with pytest.raises(MkeError, match=r"the test split has class ids \[9\] but the task has 7 classes"):
         Broken().build_data(tiny_cfg)
+
+
+def test_rendering_does_not_depend_on_the_number_of_processes(tiny_cfg):
+    from mke.train.datasets.builtin_rgbd import _render_split
+
+    one = _render_split("unlabeled", tiny_cfg["data"], progress=False, workers=1)
+    two = _render_split("unlabeled", tiny_cfg["data"], progress=False, workers=2)
+    assert set(one) == set(two) == {"rgb", "depth_mm", "labels", "intrinsics", "up", "room"}
+    for key in one:
+        np.testing.assert_array_equal(one[key], two[key], err_msg=key)
+    assert one["room"].tolist() == [0] * 5 + [1] * 5  # 10 frames from 2 rooms, in room order
