@@ -1,7 +1,28 @@
 #!/usr/bin/env bash
-# The main job on the built-in default data: `bash scripts/demo.sh [extra mke-train arguments]`.
+# The main job on the built-in default data, the robot's whole chain in a quick form:
+#   1. mke-train  — RGB teacher → pseudo labels on unlabeled RGB-D → UM and MM students (rendered rooms)
+#   2. mke-export — teacher and fused student to ONNX FP32 and INT8 (TensorRT Q/DQ + ONNX Runtime CPU)
+#   3. mke-live   — the exported student on the built-in RealSense recording, as on the robot
+# `bash scripts/demo.sh [extra mke-train key=value overrides]`; the full study is `mke-train --task rgbd`.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/bootstrap.sh"
 cd "$ROOT"
-say "running: mke-train --task twomoon $*"
-mke-train --task twomoon "$@"
+
+RUN=runs/rgbd-quick
+EXPORT=exports/rgbd-quick
+# the quick form: one seed, three methods, a shorter teacher schedule (the full study: mke-train --task rgbd)
+QUICK=(seeds=1 workers=1 "methods=[UM teacher, UM student, MM student]" teacher.optim.epochs=30)
+
+say "1/3 training: mke-train --task rgbd --name rgbd-quick ${QUICK[*]} $*"
+mke-train --task rgbd --name rgbd-quick "${QUICK[@]}" "$@"
+
+say "2/3 exporting: mke-export $RUN --int8"
+mke-export "$RUN" --int8
+
+REPLAY=$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["replay"])' "$RUN/metrics.json")
+say "3/3 live replay: mke-live $EXPORT/student.onnx --replay $REPLAY --fast --headless (annotated video + predictions)"
+mke-live "$EXPORT/student.onnx" --replay "$REPLAY" --fast --headless \
+    --save "$EXPORT/live.mp4" --jsonl "$EXPORT/live_predictions.jsonl" --stats-json "$EXPORT/live_stats.json"
+
+say "done: $RUN/report.md (training), $EXPORT/export_report.md (export), $EXPORT/live.mp4 and" \
+    "$EXPORT/live_predictions.jsonl (live replay)"
