@@ -409,12 +409,18 @@ def _ints(value) -> list[int]:
     return [int(v) for v in (value or [])]
 
 
-def _dla_conv(node, graph: GraphIndex):
-    weight = graph.const(graph.weight_source(graph.input(node, 1)))
-    kernel = _ints(graph.attr(node, "kernel_shape")) or (list(weight.shape[2:]) if weight is not None else [])
+def _window(node, graph: GraphIndex, kernel: list[int]) -> tuple[list[int], list[int], list[int]]:
+    """A convolution's or pooling's strides, dilations and pads, with ONNX's defaults filled in."""
     strides = _ints(graph.attr(node, "strides")) or [1] * len(kernel)
     dilations = _ints(graph.attr(node, "dilations")) or [1] * len(kernel)
     pads = _ints(graph.attr(node, "pads")) or [0] * (2 * len(kernel))
+    return strides, dilations, pads
+
+
+def _dla_conv(node, graph: GraphIndex):
+    weight = graph.const(graph.weight_source(graph.input(node, 1)))
+    kernel = _ints(graph.attr(node, "kernel_shape")) or (list(weight.shape[2:]) if weight is not None else [])
+    strides, dilations, pads = _window(node, graph, kernel)
     group = int(graph.attr(node, "group", 1))
     if len(kernel) != 2:
         yield f"DLA runs 2D convolutions only; kernel {kernel}"
@@ -448,8 +454,7 @@ def _dla_conv(node, graph: GraphIndex):
 
 def _dla_pool(node, graph: GraphIndex):
     kernel = _ints(graph.attr(node, "kernel_shape"))
-    strides = _ints(graph.attr(node, "strides")) or [1] * len(kernel)
-    pads = _ints(graph.attr(node, "pads")) or [0] * (2 * len(kernel))
+    strides, _, pads = _window(node, graph, kernel)
     if len(kernel) != 2:
         yield f"DLA pools in 2D only; kernel {kernel}"
         return
