@@ -58,6 +58,8 @@ def flip_scale_crop(batch: Split, params: dict, generator: torch.Generator,
             t = t[i:i + 1]
             if do_flip:
                 t = t.flip(-1)
+            if (sh, sw) == (h, w):  # scale 1 (flip-only T): nothing to resize or crop
+                return t
             return _crop_or_pad(_resize(t, (sh, sw), nearest), h, w, top, left, fill)
 
         for m, x in batch.inputs.items():

@@ -35,3 +35,17 @@ def load_checkpoint(path: str | Path) -> tuple[dict, dict]:
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise MkeError(f"checkpoint {path} is not an MKE Edge checkpoint (expected format {FORMAT})")
     return payload["state_dict"], payload["meta"]
+
+
+def warm_start(model: torch.nn.Module, path: str | Path) -> list[str]:
+    """Copy into `model` every tensor of the checkpoint at `path` whose name and shape match — the
+    teacher's RGB encoder and decoder into a student's RGB branch — and return their names; the rest
+    (a depth encoder, the fusion) keeps its fresh initialisation."""
+    state, _ = load_checkpoint(path)
+    own = model.state_dict()
+    matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    if not any(v.is_floating_point() for v in matched.values()):
+        raise MkeError(f"no weight of checkpoint {path} fits the student (names and shapes differ); "
+                       "set student.init: scratch")
+    model.load_state_dict(matched, strict=False)
+    return sorted(matched)

@@ -96,12 +96,17 @@ def fit(model: torch.nn.Module, split: Split, optim: dict, reg: Regularization, 
     opt = make_optimizer(model.parameters(), optim)
     batch_size = optim.get("batch_size", 0)
     steps_per_epoch = 1 if batch_size <= 0 else math.ceil(len(split) / batch_size)
-    schedule = make_schedule(opt, optim, optim["epochs"] * steps_per_epoch)
+    total_steps = max(1, round(optim["epochs"] * steps_per_epoch))  # epochs may be fractional: the last one stops early
+    schedule = make_schedule(opt, optim, total_steps)
+    step = 0
     augment = reg.augment_params
     if class_weight is not None:
         class_weight = class_weight.to(device)
-    for epoch in range(optim["epochs"]):
+    for epoch in range(math.ceil(optim["epochs"])):
         for batch in split.batches(batch_size, shuffle=True, generator=generator):
+            if step == total_steps:
+                break
+            step += 1
             if augment:
                 batch = task.augment(batch, augment, generator)
             inputs = {m: add_relative_noise(x.to(device), reg.input_noise) for m, x in batch.inputs.items()}

@@ -28,7 +28,7 @@ from tqdm import tqdm
 
 from mke.runtime.errors import MkeError
 from mke.runtime.fileio import file_sha256, write_json, write_text
-from mke.train.checkpoint import load_checkpoint, save_checkpoint
+from mke.train.checkpoint import load_checkpoint, save_checkpoint, warm_start
 from mke.train.config import dump_config, load_yaml
 from mke.train.data import MKEData, Split
 from mke.train.fit import fit, predict
@@ -37,6 +37,7 @@ from mke.train.methods import NO_REG, TEACHER, Method, Regularization, StudentJo
 from mke.train.metrics import per_class_iou, score, score_predictions
 from mke.train.pseudo import PseudoLabelCache, PseudoLabels, TopKProbs, pseudo_targets
 from mke.train.tasks import get_task
+from mke.train.tta import tta_probs, views
 
 # Keys that change how fast a run goes, not what is trained: a resumed run may differ in them. (The
 # threads each unit gets, cores / workers, can change float rounding, hence the last digits.)
@@ -185,9 +186,11 @@ def _pseudo_unit(cfg_json: str, root: str, seed: int) -> dict:
                        f"{data.num_classes} ({', '.join(data.class_names[:5])} …)")
     unlabeled_alpha = data.unlabeled.select((data.alpha,))
     batch = cfg["pseudo_labels"].get("batch_size", 0)
+    tta = cfg["pseudo_labels"].get("tta") or {}
 
     def compute():
-        return torch.softmax(predict(teacher, unlabeled_alpha, batch_size=batch, device=cfg["device"]), dim=1)
+        return tta_probs(teacher, unlabeled_alpha, tta, batch_size=batch, device=cfg["device"],
+                         precision=cfg.get("precision", "fp32"))
 
     labels, _ = cache.load_or_compute(run.teacher(seed), compute, top_k=cfg["pseudo_labels"].get("top_k", 0))
     if len(labels) != len(data.unlabeled):
@@ -196,6 +199,10 @@ def _pseudo_unit(cfg_json: str, root: str, seed: int) -> dict:
     if data.unlabeled.targets is not None:  # how good the labels the students learn from are
         hard, _ = pseudo_targets(labels, "hard", weighted=False)
         result["score_on_unlabeled"] = score_predictions(task.kind, hard, data.unlabeled.targets, data.num_classes)
+    if len(views(tta)) > 1:  # the labelling teacher on the test split, beside its single-pass score in the table
+        probs = tta_probs(teacher, data.test.select((data.alpha,)), tta, batch_size=batch, device=cfg["device"],
+                          precision=cfg.get("precision", "fp32"))
+        result["tta_teacher_test"] = score(task.kind, probs, data.test.targets)
     write_json(run.pseudo_result(seed), result)
     return result
 
@@ -239,7 +246,15 @@ def _student_unit(cfg_json: str, root: str, seed: int, job: StudentJob) -> dict:
     split = training_split(job.method, data, labels, cfg["pseudo_labels"])
     mods = _modalities(job.method, data)
     model = _new_model(cfg, task, "student", mods, job.reg, seed)
-    fit(model, split, cfg["student"]["optim"], job.reg, seed=seed, task=task, device=cfg["device"],
+    init = cfg["student"].get("init", "scratch")
+    if init == "teacher":  # the teacher's weights wherever the student has the same layer (its RGB branch)
+        warm_start(model, run.teacher(seed))
+    elif init != "scratch":
+        raise MkeError(f"student.init must be 'scratch' or 'teacher', got {init!r}")
+    optim = dict(cfg["student"]["optim"])
+    if cfg["student"].get("same_steps", False):  # equal compute: as many steps as `epochs` passes over D_u
+        optim["epochs"] = optim["epochs"] * len(data.unlabeled) / len(split)
+    fit(model, split, optim, job.reg, seed=seed, task=task, device=cfg["device"],
         class_weight=task.class_weight(cfg, data), precision=cfg.get("precision", "fp32"))
     save_checkpoint(run.student(seed, job.slug), model, _meta(cfg, data, job.method, "student", mods, job.reg, seed))
     result = {"seed": seed, "cells": [list(c) for c in job.cells], **evaluate(task, model, data, mods, cfg["device"]),
@@ -406,6 +421,7 @@ def collect_metrics(cfg: dict, task, run: RunDir, seeds: list[int], jobs: list[S
         results.append(entry)
     pseudo = [read_json(run.pseudo_result(s)) or {} for s in seeds]
     pl_acc = [p["score_on_unlabeled"] for p in pseudo if "score_on_unlabeled" in p]
+    tta_test = [p["tta_teacher_test"] for p in pseudo if "tta_teacher_test" in p]
     return {
         "task": cfg["task"],
         "metric": task.metric,
@@ -414,6 +430,8 @@ def collect_metrics(cfg: dict, task, run: RunDir, seeds: list[int], jobs: list[S
         "results": results,
         "pseudo_labels": {"kind": cfg["pseudo_labels"]["kind"],
                           "score_on_unlabeled": statistics.fmean(pl_acc) if pl_acc else None,
+                          "tta": dict(cfg["pseudo_labels"].get("tta") or {}),
+                          "tta_teacher_test": statistics.fmean(tta_test) if tta_test else None,
                           "bytes_per_sample": pseudo[0].get("bytes_per_sample")},
         "paper": dict(task.paper),
         "versions": {"torch": torch.__version__},

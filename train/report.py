@@ -70,6 +70,19 @@ def regularization_table(metrics: dict) -> str | None:
     return "\n".join(lines)
 
 
+def pseudo_label_note(pl: dict) -> str:
+    """One sentence on the labels the students learnt from: kind, test-time augmentation, quality."""
+    tta = pl.get("tta") or {}
+    views = ", ".join((["flip"] if tta.get("flip") else []) + [f"scale {s}" for s in tta.get("scales") or []])
+    text = f"Pseudo labels: {pl['kind']}" + (f", the teacher averaged over {views} (test-time augmentation)" if views else "")
+    if pl.get("score_on_unlabeled") is not None:
+        text += f"; they score {pl['score_on_unlabeled']:.2f} against the truth on D_u"
+    if pl.get("tta_teacher_test") is not None:
+        text += (f"; the teacher with the same augmentation scores {pl['tta_teacher_test']:.2f} on the test split "
+                 "(the table gives its single pass, the network a robot would run)")
+    return text + "."
+
+
 def write_report(cfg: dict, task, run, data, metrics: dict) -> list[Path]:
     """Write figures and report.md; return the figure paths."""
     from mke.train import plots
@@ -95,8 +108,7 @@ def write_report(cfg: dict, task, run, data, metrics: dict) -> list[Path]:
         "",
         task.paper_note,
         "",
-        f"Pseudo labels: {pl['kind']}"
-        + (f"; the teacher's labels on D_u score {pl['score_on_unlabeled']:.2f} against the truth." if pl.get("score_on_unlabeled") is not None else "."),
+        pseudo_label_note(pl),
     ]
     reg_table = regularization_table(metrics)
     if reg_table:

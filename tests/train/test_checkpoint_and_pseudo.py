@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from mke.runtime.errors import MkeError
-from mke.train.checkpoint import load_checkpoint, save_checkpoint
+from mke.train.checkpoint import load_checkpoint, save_checkpoint, warm_start
 from mke.train.pseudo import PseudoLabelCache, PseudoLabels, TopKProbs, pseudo_targets
 
 
@@ -110,3 +110,27 @@ def test_one_hot_top_k_labels_give_no_mass_to_ignored_pixels():
     dense = TopKProbs.from_labels(labels, 2, 4)[torch.arange(1)]
     assert dense[0, :, 0, 0].tolist() == [1, 0, 0, 0]
     assert dense[0, :, 1, 0].sum() == 0
+
+
+def test_warm_start_copies_the_teachers_branch_into_the_student(tmp_path):
+    from mke.train.models.segmentation import SegmentationNet
+
+    torch.manual_seed(0)
+    teacher = SegmentationNet({"rgb": 3}, 4, encoder="tiny", decoder_width=8)
+    save_checkpoint(tmp_path / "teacher.pt", teacher, {})
+    torch.manual_seed(1)
+    student = SegmentationNet({"rgb": 3, "depth": 1}, 4, encoder="tiny", decoder_width=8)
+    fresh = {k: v.clone() for k, v in student.state_dict().items()}
+    copied = warm_start(student, tmp_path / "teacher.pt")
+    assert copied == sorted(teacher.state_dict())  # every teacher tensor has its place in the student
+    after = student.state_dict()
+    for key, value in teacher.state_dict().items():
+        assert torch.equal(after[key], value), key
+    untouched = [k for k in after if k.startswith(("encoders.depth.", "fusions."))]
+    assert untouched and all(torch.equal(after[k], fresh[k]) for k in untouched)
+
+
+def test_warm_start_from_an_unrelated_model_is_refused(tmp_path):
+    save_checkpoint(tmp_path / "m.pt", _model(0), {})
+    with pytest.raises(MkeError, match="student.init: scratch"):
+        warm_start(torch.nn.Conv2d(3, 5, 1), tmp_path / "m.pt")

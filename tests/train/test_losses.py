@@ -67,3 +67,20 @@ def test_ignored_pixels_do_not_count_in_cross_entropy():
     expected = F.cross_entropy(logits[:, :, 0, :], labels[:, 0, :])
     assert torch.allclose(hard_target_loss(logits, labels), expected)
     assert torch.allclose(hard_target_loss(logits, labels, torch.ones(1, 2, 2)), expected)
+
+
+def test_class_weight_applies_by_the_label_argmax_per_pixel():
+    probs = torch.tensor([[0.7, 0.3], [0.5, 0.5], [0.2, 0.8]]).T.reshape(1, 2, 1, 3)  # ties go to the first class
+    logits = torch.zeros(1, 2, 1, 3)
+    kl = (probs * (probs.log() - torch.log_softmax(logits, 1))).sum(1)
+    weighted = soft_target_loss(logits, probs, class_weight=torch.tensor([1.0, 3.0]))
+    torch.testing.assert_close(weighted, (kl * torch.tensor([1.0, 1.0, 3.0])).mean())
+
+
+def test_median_frequency_weights_skip_void_and_absent_classes():
+    from mke.train.tasks.segmentation import median_frequency_weights
+
+    labels = torch.tensor([[0, 0, 0, 0, 1, 1, 2, IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX]], dtype=torch.uint8)
+    # frequencies 4/7, 2/7, 1/7 (void not counted, class 3 absent): median 2/7
+    torch.testing.assert_close(median_frequency_weights(labels, 4), torch.tensor([0.5, 1.0, 2.0, 1.0]))
+    assert median_frequency_weights(labels, 4, cap=1.5)[2] == 1.5

@@ -100,10 +100,14 @@ def test_labels_beyond_the_class_list_are_refused(tiny_cfg):
 
 
 def test_rendering_does_not_depend_on_the_number_of_processes(tiny_cfg):
-    from mke.train.datasets.builtin_rgbd import _render_split
+    from mke.train.datasets.builtin_rgbd import _render_data, _stack_rooms
 
-    one = _render_split("unlabeled", tiny_cfg["data"], progress=False, workers=1)
-    two = _render_split("unlabeled", tiny_cfg["data"], progress=False, workers=2)
+    one = _stack_rooms(_render_data(["unlabeled"], tiny_cfg["data"], progress=False, workers=1)["unlabeled"])
+    with_replay = {**tiny_cfg["data"], "recording": {**tiny_cfg["data"]["recording"], "frames": 3, "width": 80, "height": 60}}
+    both = _render_data(["labeled", "unlabeled"], with_replay, progress=False, replay=True, workers=2)
+    assert list(both) == ["replay", "labeled", "unlabeled"]
+    assert both["replay"][0]["rgb"].shape == (3, 60, 80, 3) and both["replay"][0]["depth_mm"].shape == (3, 60, 80)
+    two = _stack_rooms(both["unlabeled"])
     assert set(one) == set(two) == {"rgb", "depth_mm", "labels", "intrinsics", "up", "room"}
     for key in one:
         np.testing.assert_array_equal(one[key], two[key], err_msg=key)

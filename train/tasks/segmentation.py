@@ -52,8 +52,8 @@ class FrameSet:
 
 def median_frequency_weights(labels: torch.Tensor, num_classes: int, cap: float = 10.0) -> torch.Tensor:
     """Median-frequency class balancing (Eigen & Fergus): weight_c = median(freq) / freq_c, capped."""
-    valid = labels[labels != IGNORE_INDEX].long()
-    counts = torch.bincount(valid, minlength=num_classes).float()
+    counts = torch.bincount(labels.reshape(-1).long(), minlength=max(num_classes, IGNORE_INDEX + 1))
+    counts = counts[:num_classes].float()  # IGNORE_INDEX (void) and any other id ≥ num_classes not counted
     freq = counts / counts.sum().clamp_min(1)
     present = freq > 0
     weights = torch.ones(num_classes)
