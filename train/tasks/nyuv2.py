@@ -27,10 +27,11 @@ from tqdm import tqdm
 
 from mke.runtime.errors import MkeError
 from mke.runtime.fileio import atomic_path, write_json
+from mke.runtime.preprocess import resize_image
 from mke.train.datasets.nyuv2 import (CLASS_NAMES_40, RGB_INTRINSICS, NYUv2Labeled, load_raw_pair, raw_pairs,
                                       register_depth_to_rgb, scaled_intrinsics)
 from mke.train.tasks.base import label_colors
-from mke.train.tasks.rgbd import SUP, depth_mm, resize_frame
+from mke.train.tasks.rgbd import SUP, depth_mm
 from mke.train.tasks.segmentation import FrameSet, RGBDSegmentationTask
 
 CLASS_COLORS_40: tuple[tuple[int, int, int], ...] = label_colors(40)
@@ -145,10 +146,10 @@ def _labeled_split(ds: NYUv2Labeled, split: str, size, test_depth: str, progress
     out = _frames(len(index), size, depth=split == "test", labels=True)
     with _TestDepth(ds, test_depth if split == "test" else "depths") as read_depth:
         for k, i in enumerate(tqdm(index, desc=f"NYUv2 {split}", unit="frame", disable=not progress, leave=False)):
-            out["rgb"][k] = resize_frame(ds.rgb(i), size, nearest=False)
-            out["labels"][k] = resize_frame(ds.labels(i), size, nearest=True)
+            out["rgb"][k] = resize_image(ds.rgb(i), size, nearest=False)
+            out["labels"][k] = resize_image(ds.labels(i), size, nearest=True)
             if split == "test":
-                out["depth_mm"][k] = depth_mm(resize_frame(read_depth(i), size, nearest=True))
+                out["depth_mm"][k] = depth_mm(resize_image(read_depth(i), size, nearest=True))
     return out
 
 
@@ -170,8 +171,8 @@ def _unlabeled_split(pairs, size, progress: bool) -> dict[str, np.ndarray]:
     for k, (rgb_path, depth_path) in enumerate(tqdm(pairs, desc="NYUv2 unlabeled", unit="frame",
                                                     disable=not progress, leave=False)):
         rgb, depth = load_raw_pair(rgb_path, depth_path)
-        out["rgb"][k] = resize_frame(rgb, size, nearest=False)
-        out["depth_mm"][k] = depth_mm(resize_frame(register_depth_to_rgb(depth), size, nearest=True))
+        out["rgb"][k] = resize_image(rgb, size, nearest=False)
+        out["depth_mm"][k] = depth_mm(resize_image(register_depth_to_rgb(depth), size, nearest=True))
     return out
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from mke.runtime.errors import MkeError
+from mke.runtime.preprocess import resize_image
 from mke.runtime.sim.classes import CLASS_COLORS, CLASS_NAMES
 from mke.train.tasks.base import label_colors
 from mke.train.tasks.segmentation import FrameSet, RGBDSegmentationTask
@@ -80,16 +81,6 @@ def read_manifests(cfg: dict) -> dict:
     return out
 
 
-def resize_frame(img: np.ndarray, size, nearest: bool) -> np.ndarray:
-    """Resize to `size` = [h, w] as the runtime's preprocessing does: area (down) or linear (up), or nearest."""
-    if size is None or tuple(img.shape[:2]) == (int(size[0]), int(size[1])):
-        return img
-    import cv2
-
-    interp = cv2.INTER_NEAREST if nearest else cv2.INTER_AREA if img.shape[0] > size[0] else cv2.INTER_LINEAR
-    return cv2.resize(img, (int(size[1]), int(size[0])), interpolation=interp)
-
-
 def manifest_frames(manifest, split: str, size) -> FrameSet:
     """Every sample of a manifest, brought to `size` = [h, w] (RGB area / linear, depth and masks
     nearest, as the runtime's preprocessing resizes), so frames of several cameras stack."""
@@ -101,11 +92,11 @@ def manifest_frames(manifest, split: str, size) -> FrameSet:
             raise MkeError(f"{manifest.entries[k].origin}: rgb is {sample.rgb.shape[1]}x{sample.rgb.shape[0]} but "
                            f"earlier rows are {rgb[0].shape[1]}x{rgb[0].shape[0]}; "
                            "set preprocess.rgb.size to resize them")
-        rgb.append(resize_frame(sample.rgb, size, nearest=False))
+        rgb.append(resize_image(sample.rgb, size, nearest=False))
         if keep_depth:
-            depth.append(depth_mm(resize_frame(sample.depth_m, size, nearest=True)))
+            depth.append(depth_mm(resize_image(sample.depth_m, size, nearest=True)))
         if keep_labels:
-            labels.append(resize_frame(sample.labels, size, nearest=True))
+            labels.append(resize_image(sample.labels, size, nearest=True))
     return FrameSet(rgb=np.stack(rgb), depth_mm=np.stack(depth) if keep_depth else None,
                     labels=np.stack(labels) if keep_labels else None, name=split)
 
