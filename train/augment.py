@@ -14,7 +14,8 @@ from mke.train.data import Split
 from mke.train.losses import IGNORE_INDEX
 
 
-def _resize(t: torch.Tensor, size: tuple[int, int], nearest: bool) -> torch.Tensor:
+def resize_batch(t: torch.Tensor, size: tuple[int, int], nearest: bool) -> torch.Tensor:
+    """(N, C, H, W) → (N, C, *size): nearest neighbour (depth, class ids) or bilinear."""
     if nearest:
         return F.interpolate(t, size=size, mode="nearest")
     return F.interpolate(t, size=size, mode="bilinear", align_corners=False)
@@ -60,7 +61,7 @@ def flip_scale_crop(batch: Split, params: dict, generator: torch.Generator,
                 t = t.flip(-1)
             if (sh, sw) == (h, w):  # scale 1 (flip-only T): nothing to resize or crop
                 return t
-            return _crop_or_pad(_resize(t, (sh, sw), nearest), h, w, top, left, fill)
+            return _crop_or_pad(resize_batch(t, (sh, sw), nearest), h, w, top, left, fill)
 
         for m, x in batch.inputs.items():
             out_in[m].append(tf(x, m in nearest_inputs, 0.0))

@@ -72,7 +72,8 @@ def autocast(device: str, precision: str):
     return torch.autocast(kind, dtype=PRECISIONS[precision], enabled=PRECISIONS[precision] is not None)
 
 
-def _image_batches(split: Split) -> bool:
+def image_inputs(split: Split) -> bool:
+    """Whether the split holds images (N, C, H, W): they train and infer in channels-last layout."""
     return any(x.dim() == 4 for x in split.inputs.values())
 
 
@@ -87,7 +88,7 @@ def fit(model: torch.nn.Module, split: Split, optim: dict, reg: Regularization, 
         raise MkeError("cannot train on a split without targets")
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
-    images = _image_batches(split)
+    images = image_inputs(split)
     model.to(device).train()
     if images:
         model.to(memory_format=torch.channels_last)

@@ -238,6 +238,13 @@ def training_split(method: Method, data: MKEData, labels: PseudoLabels | None, p
                          unlabeled.with_targets(targets, weights)])
 
 
+def student_init(cfg: dict) -> str:
+    init = cfg["student"].get("init", "scratch")
+    if init not in ("scratch", "teacher"):
+        raise MkeError(f"student.init must be 'scratch' or 'teacher', got {init!r}")
+    return init
+
+
 def _student_unit(cfg_json: str, root: str, seed: int, job: StudentJob) -> dict:
     cfg, task, data = run_context(cfg_json)
     run = RunDir(Path(root))
@@ -246,11 +253,8 @@ def _student_unit(cfg_json: str, root: str, seed: int, job: StudentJob) -> dict:
     split = training_split(job.method, data, labels, cfg["pseudo_labels"])
     mods = _modalities(job.method, data)
     model = _new_model(cfg, task, "student", mods, job.reg, seed)
-    init = cfg["student"].get("init", "scratch")
-    if init == "teacher":  # the teacher's weights wherever the student has the same layer (its RGB branch)
+    if student_init(cfg) == "teacher":  # the teacher's weights wherever the student has the same layer (its RGB branch)
         warm_start(model, run.teacher(seed))
-    elif init != "scratch":
-        raise MkeError(f"student.init must be 'scratch' or 'teacher', got {init!r}")
     optim = dict(cfg["student"]["optim"])
     if cfg["student"].get("same_steps", False):  # equal compute: as many steps as `epochs` passes over D_u
         optim["epochs"] = optim["epochs"] * len(data.unlabeled) / len(split)
@@ -354,6 +358,7 @@ def run_mke(cfg: dict, root: str | Path, *, fresh: bool = False, progress: bool 
     if not seeds:
         raise MkeError("seeds must be at least 1")
     jobs = plan_students(cfg["methods"], cfg["regularization"])
+    student_init(cfg), views(cfg["pseudo_labels"].get("tta") or {})  # bad settings fail now, not after the teachers
     started = time.perf_counter()
     task.prepare(cfg, progress)  # data problems surface here, before the run folder exists
     start_run_dir(run, cfg, fresh)

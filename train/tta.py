@@ -3,18 +3,18 @@ horizontal flips and input scales, each mapped back to the input's pixel grid.
 
 MKE uses it where the teacher labels D_u (`pseudo_labels.tta`): one forward pass of the same teacher
 gives worse labels than the average over a few views of each frame (measured on the built-in rooms:
-35.5 → 37.7 mIoU on D_u with flip and scales 0.75 / 1.25; docs/rgbd.md). The teacher's score in the
+35.5 → 38.2 mIoU on D_u with flip × scales 0.75 / 1 / 1.25; docs/rgbd.md). The teacher's score in the
 table stays its single-pass score — the network the robot would run — and the run reports the TTA
 teacher's test score beside it.
 """
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
 from mke.runtime.errors import MkeError
 from mke.train.data import Split
-from mke.train.fit import autocast
+from mke.train.augment import resize_batch
+from mke.train.fit import autocast, image_inputs
 
 KNOWN = {"flip", "scales"}
 
@@ -36,9 +36,7 @@ def _view(x: torch.Tensor, scale: float, flip: bool, nearest: bool) -> torch.Ten
         x = x.flip(-1)
     if scale != 1.0:
         h, w = x.shape[-2:]
-        size = (max(1, round(h * scale)), max(1, round(w * scale)))
-        x = F.interpolate(x, size=size, mode="nearest") if nearest else \
-            F.interpolate(x, size=size, mode="bilinear", align_corners=False)
+        x = resize_batch(x, (max(1, round(h * scale)), max(1, round(w * scale))), nearest)
     return x
 
 
@@ -48,10 +46,9 @@ def tta_probs(model: torch.nn.Module, split: Split, tta: dict, *, batch_size: in
     """Softmax probabilities (N, K, …) of `model` on `split`, averaged over the views of `tta`
     (`{}` = one plain pass), the forward passes under `precision` (fit's autocast: auto, fp32, bf16,
     fp16). Spatial views need image inputs (N, C, H, W)."""
-    plan = views(tta)
-    if len(plan) > 1 and any(x.dim() != 4 for x in split.inputs.values()):
+    plan, images = views(tta), image_inputs(split)
+    if len(plan) > 1 and not images:
         raise MkeError("pseudo_labels.tta (flip, scales) needs image inputs (N, C, H, W); set it to {} for this task")
-    images = all(x.dim() == 4 for x in split.inputs.values())
     model.to(device).eval()
     if images:  # channels-last with bf16: about 2× the fp32 NCHW speed on the CPUs fit trains with bf16
         model.to(memory_format=torch.channels_last)
@@ -65,8 +62,7 @@ def tta_probs(model: torch.nn.Module, split: Split, tta: dict, *, batch_size: in
             with autocast(device, precision):
                 scores = model(**inputs).float()
             if scale != 1.0:
-                scores = F.interpolate(scores, size=next(iter(batch.inputs.values())).shape[-2:], mode="bilinear",
-                                       align_corners=False)
+                scores = resize_batch(scores, next(iter(batch.inputs.values())).shape[-2:], nearest=False)
             probs = torch.softmax(scores, dim=1)
             if flip:
                 probs = probs.flip(-1)

@@ -101,3 +101,11 @@ def test_the_same_config_gives_the_same_numbers(tmp_path):
     first = pipeline.run_mke(_cfg(), tmp_path / "a", progress=False)
     second = pipeline.run_mke(_cfg(), tmp_path / "b", progress=False)
     assert [r["per_seed"] for r in first["results"]] == [r["per_seed"] for r in second["results"]]
+
+
+@pytest.mark.parametrize("override, message", [("student.init=teach", "student.init must be 'scratch' or 'teacher'"),
+                                               ("pseudo_labels.tta={flips: true}", "unknown pseudo_labels.tta")])
+def test_bad_student_settings_fail_before_any_training(tmp_path, override, message):
+    with pytest.raises(MkeError, match=message):
+        pipeline.run_mke(_cfg(override), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run").exists()
