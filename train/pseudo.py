@@ -64,6 +64,11 @@ class TopKProbs:
         return self.indices[:, 0]
 
     @property
+    def class_ids(self) -> torch.Tensor:
+        """The most likely class per element, `IGNORE_INDEX` where no class has any probability."""
+        return torch.where(self.values[:, 0] > 0, self.indices[:, 0], IGNORE_INDEX)
+
+    @property
     def nbytes(self) -> int:
         return self.values.numel() * 2 + self.indices.numel()
 
@@ -135,6 +140,17 @@ class PseudoLabels:
         probs = self.probs.nbytes if isinstance(self.probs, TopKProbs) else self.probs.numel() * self.probs.element_size()
         conf = 0 if self.confidence is None else self.confidence.numel() * 2
         return (probs + conf) // max(1, len(self))
+
+
+def target_class_ids(targets) -> torch.Tensor:
+    """Class ids of any training targets: ids as they are, probabilities (dense or `TopKProbs`) by their
+    most likely class; elements with no probability mass (padding, void) become `IGNORE_INDEX`."""
+    if isinstance(targets, TopKProbs):
+        return targets.class_ids
+    if not targets.is_floating_point():
+        return targets
+    top = targets.max(dim=1)
+    return torch.where(top.values > 0, top.indices, IGNORE_INDEX)
 
 
 def pseudo_targets(labels: PseudoLabels, kind: str, weighted: bool):

