@@ -51,9 +51,6 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--threads", type=int, default=0, help="ONNX Runtime CPU threads (default: its own choice)")
     run.add_argument("--frames", type=int, help="stop after this many results (benchmark: frames per round)")
     run.add_argument("--retries", type=int, default=3, help="reopen a failed device this often before giving up")
-    run.add_argument("--helper-nice", type=int, default=5, metavar="N",
-                     help="run the capture and output threads N steps nicer than inference, so that a model using "
-                          "every CPU core runs them in its gaps (Linux; default 5, 0 = same priority)")
     run.add_argument("--inject-faults", metavar="SPEC",
                      help="e.g. zero_depth=0.02,nan_depth=0.02,drop=0.05,underrun=0.05,seed=0 (and lose_at=N)")
     out = p.add_argument_group("output")
@@ -173,8 +170,7 @@ def _run(args) -> int:
                 sink.abort()
             raise
         pipeline = LivePipeline(source, runner, sinks, PipelineOptions(
-            max_frames=args.frames, stats_every_s=args.stats_every, retries=args.retries,
-            helper_nice=args.helper_nice), log=log)
+            max_frames=args.frames, stats_every_s=args.stats_every, retries=args.retries), log=log)
         previous = signal.signal(signal.SIGINT, lambda *_: pipeline.stop("interrupted"))
         try:
             summary = pipeline.run()
@@ -205,8 +201,7 @@ def _benchmark(args, make_source, runner, log, write_json) -> int:
     log(f"mke-live: benchmark, {args.rounds} rounds of {frames} frames, interleaved: model-only, end-to-end on "
         "frames preloaded into memory (the pipeline's own cost: the target) and end-to-end on the source as it "
         "reads (capped by what the source, e.g. the SDK's playback decoding, can deliver)")
-    result = run_benchmark(make_source, runner, frames=frames, rounds=args.rounds, log=log,
-                           helper_nice=args.helper_nice)
+    result = run_benchmark(make_source, runner, frames=frames, rounds=args.rounds, log=log)
     result.update(model=str(args.model), backend=runner.description)
     print(benchmark_table(result), flush=True)
     if args.stats_json:

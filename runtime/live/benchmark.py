@@ -76,15 +76,15 @@ def _source_only(make_source: Callable, builder: InputBuilder, frames: int) -> f
         source.close()
 
 
-def _end_to_end(make_source: Callable, runner, frames: int, helper_nice: int) -> dict:
+def _end_to_end(make_source: Callable, runner, frames: int) -> dict:
     source = make_source()
     if source.live:
         raise MkeError("--benchmark needs a source read as fast as the model takes it (a recording, files or sim "
                        "with --fast), so that the source does not set the pace")
     source.open()
     try:
-        options = PipelineOptions(max_frames=frames, stats_every_s=0, helper_nice=helper_nice)
-        pipeline = LivePipeline(source, runner, options=options, log=lambda m: None)
+        pipeline = LivePipeline(source, runner, options=PipelineOptions(max_frames=frames, stats_every_s=0),
+                                log=lambda m: None)
         return pipeline.run()
     finally:
         source.close()
@@ -94,14 +94,14 @@ BLOCKS = ("target", "memory_source", "source", "e2e")
 
 
 def run_benchmark(make_source: Callable, runner, frames: int = 200, rounds: int = 3, warmup: int = 20,
-                  preload: int = DEFAULT_FRAMES, log: Callable[[str], None] = print, helper_nice: int = 5) -> dict:
+                  preload: int = DEFAULT_FRAMES, log: Callable[[str], None] = print) -> dict:
     """`make_source()` returns a new, unopened, non-live source each time it is called."""
     builder = InputBuilder(runner.spec)
     feeds = _first_feeds(make_source, builder)
     memory = Preloaded(make_source(), frames=min(preload, frames))
     memory.open()  # decoded once, here, before any timing
     _model_only(runner, feeds, warmup)
-    _end_to_end(lambda: memory, runner, min(warmup, frames), helper_nice)
+    _end_to_end(lambda: memory, runner, min(warmup, frames))
     rows = []
     half = max(1, frames // 2)
     for r in range(rounds):
@@ -114,7 +114,7 @@ def run_benchmark(make_source: Callable, runner, frames: int = 200, rounds: int 
                 start = time.perf_counter()
                 _model_only(runner, feeds, half)
                 before = time.perf_counter() - start
-                summary = _end_to_end(lambda: memory, runner, frames, helper_nice)
+                summary = _end_to_end(lambda: memory, runner, frames)
                 start = time.perf_counter()
                 _model_only(runner, feeds, half)
                 row["model_fps"] = 2 * half / (before + time.perf_counter() - start)
@@ -125,7 +125,7 @@ def run_benchmark(make_source: Callable, runner, frames: int = 200, rounds: int 
             elif what == "memory_source":
                 row["memory_source_fps"] = _source_only(lambda: memory, builder, frames)
             else:
-                summary = _end_to_end(make_source, runner, frames, helper_nice)
+                summary = _end_to_end(make_source, runner, frames)
                 if summary["frames"] < frames:
                     raise MkeError(f"the source ended after {summary['frames']} of {frames} frames: benchmark fewer "
                                    "frames (--frames) or loop the recording (--loop)")
@@ -148,8 +148,7 @@ def run_benchmark(make_source: Callable, runner, frames: int = 200, rounds: int 
             f"{row['pipeline_efficiency']:.2f}x the slower of model and source | load {row['load_avg_1min']:.1f}")
     keys = [k for k in rows[0] if k not in ("errors", "memory_errors")]
     med = {k: statistics.median(row[k] for row in rows) for k in keys}
-    return {"frames_per_round": frames, "helper_nice": helper_nice, "preloaded_frames": len(memory._cache),
-            "source": memory.source.name,
+    return {"frames_per_round": frames, "preloaded_frames": len(memory._cache), "source": memory.source.name,
             "cpu_count": os.cpu_count(), "rounds": rows, "median": med,
             "errors": sum(row["errors"] + row["memory_errors"] for row in rows),
             "targets": {"e2e_over_model": E2E_TARGET, "preprocess_share": PREPROCESS_TARGET},

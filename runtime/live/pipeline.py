@@ -12,7 +12,6 @@ A source that fails is reopened `retries` times, `retry_delay_s` apart, before t
 """
 from __future__ import annotations
 
-import os
 import queue
 import sys
 import threading
@@ -41,7 +40,6 @@ class PipelineOptions:
     read_timeout_s: float = 1.0
     output_queue: int = 4
     memory_baseline_after: int = 50    # frames before the memory baseline is taken
-    helper_nice: int = 5               # capture and output threads this much nicer than inference (Linux; 0 = off)
 
 
 @dataclass
@@ -49,20 +47,6 @@ class Timing:
     latency_ms: float
     model_ms: float
     preprocess_ms: float
-
-
-def lower_thread_priority(nice: int) -> bool:
-    """Make the calling thread `nice` steps nicer (Linux schedules threads on their own). The capture and
-    output threads take this, so that on a CPU where the model's threads use every core they run in the
-    model's gaps instead of taking turns with it; a robot's camera at 30 FPS leaves them ample time."""
-    if nice <= 0 or not hasattr(os, "setpriority"):
-        return False
-    try:
-        tid = threading.get_native_id()
-        os.setpriority(os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + nice))
-        return True
-    except OSError:
-        return False
 
 
 class StopRequested(Exception):
@@ -101,7 +85,6 @@ class LivePipeline:
 
     def _capture(self) -> None:
         opts, source, stats = self.options, self.source, self.stats
-        lower_thread_priority(opts.helper_nice)
         retries_left = opts.retries
         try:
             while not self._stop.is_set():
@@ -188,7 +171,6 @@ class LivePipeline:
 
     def _output(self) -> None:
         active, spec = list(self.sinks), self.runner.spec
-        lower_thread_priority(self.options.helper_nice)
         while True:
             item = self._out.get()
             if item is None:

@@ -220,42 +220,6 @@ def test_every_result_is_decoded_in_the_output_thread_also_without_sinks(rgbd_on
     assert summary["frames"] == 6 and threads == ["mke-output"] * 6
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
-def test_capture_and_output_threads_yield_to_inference(rgbd_onnx, monkeypatch):
-    import threading
-
-    from mke.runtime.live import pipeline as pipeline_module
-
-    def nice():
-        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
-
-    base = nice()
-    seen = {}
-    real_decode = pipeline_module.decode
-
-    def recording_decode(outputs, spec):
-        seen.setdefault("output", nice())
-        return real_decode(outputs, spec)
-
-    monkeypatch.setattr(pipeline_module, "decode", recording_decode)
-    runner = open_runner(rgbd_onnx)
-    real_infer = runner.infer
-
-    def recording_infer(feeds):
-        seen.setdefault("inference", nice())
-        return real_infer(feeds)
-
-    runner.infer = recording_infer
-    real_builder = pipeline_module.InputBuilder.__call__
-    monkeypatch.setattr(pipeline_module.InputBuilder, "__call__",
-                        lambda self, frame: (seen.setdefault("capture", nice()), real_builder(self, frame))[1])
-    with SimCamera(size=(64, 48), real_time=False) as source:
-        LivePipeline(source, runner, options=PipelineOptions(max_frames=3, stats_every_s=0, helper_nice=3),
-                     log=lambda m: None).run()
-    assert seen == {"capture": min(19, base + 3), "inference": base, "output": min(19, base + 3)}
-    assert nice() == base  # the caller's thread keeps its priority
-
-
 def test_the_class_map_is_numpys_argmax_ties_and_nan_included():
     from mke.runtime.live.predictions import class_map
 
