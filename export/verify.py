@@ -8,7 +8,7 @@ import numpy as np
 import torch
 
 from mke.train.data import Split
-from mke.train.metrics import score
+from mke.train.metrics import class_ids, score
 
 
 def ort_session(path: str | Path, threads: int = 0):
@@ -41,6 +41,6 @@ class Parity:
 
 
 def parity(reference: torch.Tensor, logits: torch.Tensor, kind: str, targets: torch.Tensor) -> Parity:
-    agree = (reference.argmax(1) == logits.argmax(1)).float().mean().item() * 100
+    agree = (class_ids(reference) == class_ids(logits)).float().mean().item() * 100
     return Parity(float((reference - logits).abs().max()), agree, score(kind, logits, targets),
                   score(kind, reference, targets))

@@ -34,7 +34,7 @@ from mke.train.data import MKEData, Split
 from mke.train.fit import fit, predict
 from mke.train.losses import IGNORE_INDEX
 from mke.train.methods import NO_REG, TEACHER, Method, Regularization, StudentJob, augmentation, plan_students
-from mke.train.metrics import per_class_iou, score, score_predictions
+from mke.train.metrics import class_ids, per_class_iou, score, score_predictions
 from mke.train.pseudo import PseudoLabelCache, PseudoLabels, TopKProbs, pseudo_targets
 from mke.train.tasks import get_task
 from mke.train.tta import tta_probs, views
@@ -134,10 +134,11 @@ def load_model(cfg: dict, task, path: Path) -> tuple[torch.nn.Module, dict]:
 def evaluate(task, model: torch.nn.Module, data: MKEData, mods: tuple[str, ...], device: str) -> dict:
     """The task metric on the test split, plus per-class IoU for segmentation."""
     logits = predict(model, data.test.select(mods), batch_size=32, device=device)
-    out = {"value": score(task.kind, logits, data.test.targets)}
-    if task.kind == "segmentation":
-        out["per_class"] = per_class_iou(logits.argmax(1), data.test.targets, data.num_classes)
-    return out
+    if task.kind != "segmentation":
+        return {"value": score(task.kind, logits, data.test.targets)}
+    preds = class_ids(logits)
+    return {"value": score_predictions(task.kind, preds, data.test.targets, data.num_classes),
+            "per_class": per_class_iou(preds, data.test.targets, data.num_classes)}
 
 
 def _new_model(cfg: dict, task, role: str, mods: tuple, reg, seed: int) -> torch.nn.Module:
