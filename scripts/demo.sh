@@ -11,7 +11,7 @@ cd "$ROOT"
 RUN=runs/rgbd-quick
 EXPORT=exports/rgbd-quick
 # the quick form: one seed, three methods, a shorter teacher schedule (the full study: mke-train --task rgbd)
-QUICK=(seeds=1 workers=1 "methods=[UM teacher, UM student, MM student]" teacher.optim.epochs=30)
+QUICK=(seeds=1 workers=1 "methods=[UM teacher, UM student, MM student]" teacher.optim.epochs=25)
 
 say "1/3 training: mke-train --task rgbd --name rgbd-quick ${QUICK[*]} $*"
 mke-train --task rgbd --name rgbd-quick "${QUICK[@]}" "$@"
