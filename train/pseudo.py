@@ -61,11 +61,8 @@ class TopKProbs:
 
     @property
     def hard(self) -> torch.Tensor:
-        return self.indices[:, 0]
-
-    @property
-    def class_ids(self) -> torch.Tensor:
-        """The most likely class per element, `IGNORE_INDEX` where no class has any probability."""
+        """The most likely class per element (uint8), `IGNORE_INDEX` where no class has any probability
+        (the void pixels of `from_labels`)."""
         return torch.where(self.values[:, 0] > 0, self.indices[:, 0], IGNORE_INDEX)
 
     @property
@@ -146,7 +143,7 @@ def target_class_ids(targets) -> torch.Tensor:
     """Class ids of any training targets: ids as they are, probabilities (dense or `TopKProbs`) by their
     most likely class; elements with no probability mass (padding, void) become `IGNORE_INDEX`."""
     if isinstance(targets, TopKProbs):
-        return targets.class_ids
+        return targets.hard
     if not targets.is_floating_point():
         return targets
     top = targets.max(dim=1)
@@ -163,4 +160,4 @@ def pseudo_targets(labels: PseudoLabels, kind: str, weighted: bool):
         weights = labels.confidence.float() if labels.confidence is not None else confidence_weight(probs[:])
     if kind == "soft":
         return probs, weights
-    return (probs.hard if isinstance(probs, TopKProbs) else probs.argmax(dim=1).to(torch.uint8)), weights
+    return target_class_ids(probs).to(torch.uint8), weights
