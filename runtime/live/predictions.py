@@ -40,33 +40,35 @@ def check_outputs(outputs: dict[str, np.ndarray], spec: ModelSpec) -> np.ndarray
     return logits
 
 
-def class_map(logits: np.ndarray) -> np.ndarray:
-    """argmax over the first axis (the lowest class id among equal scores, as np.argmax), as uint8
-    (uint16 beyond 256 classes). One contiguous pass per class instead of np.argmax's strided
-    reduction: about 2x faster at 480x640 (16 → 9 ms here). A NaN score never wins here, where
-    np.argmax would pick it; NaN scores fall back to np.argmax so the result is the same."""
+def segment(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Class scores (K, H, W) → the class map, argmax over the first axis as uint8 (uint16 beyond 256
+    classes), and the number of pixels of each class (K,).
+
+    The map is exactly np.argmax's, ties and NaN included (the lowest class id among equal scores, a
+    NaN wins), but is found in a handful of whole-array passes instead of np.argmax's strided
+    reduction: the maximum over classes, where each class reaches it, and — when that is exactly one
+    class at every pixel, as it is for real scores — its id; the per-class counts fall out of the same
+    mask. Ties or NaN fall back to np.argmax. 0.07 against 0.22 ms (np.argmax) for 7 × 120 × 160 here."""
     k = logits.shape[0]
     dtype = np.uint8 if k <= 256 else np.uint16
-    best = np.array(logits[0], np.float32 if logits.dtype == np.float16 else logits.dtype, copy=True)
-    if k == 1 or not np.issubdtype(best.dtype, np.floating):
-        return logits.argmax(axis=0).astype(dtype)
-    labels = np.zeros(best.shape, dtype)
-    greater = np.empty(best.shape, bool)
-    for c in range(1, k):
-        np.greater(logits[c], best, out=greater)
-        np.maximum(best, logits[c], out=best)   # NaN propagates into best: checked below
-        np.putmask(labels, greater, c)
-    if np.isnan(best).any():
-        return logits.argmax(axis=0).astype(dtype)
-    return labels
+    flat = logits.reshape(k, -1)
+    if k > 1 and np.issubdtype(flat.dtype, np.floating):
+        best = flat.max(axis=0)                  # NaN propagates: no class equals it, so the test below fails
+        top = flat == best                       # (K, H·W): where each class reaches the maximum
+        if np.count_nonzero(top) == best.size:   # one class per pixel: no ties, no NaN
+            labels = (top.view(np.uint8) * np.arange(k, dtype=dtype)[:, None]).sum(axis=0, dtype=dtype)
+            counts = np.array([np.count_nonzero(row) for row in top])   # 7 flat counts: 5x faster than axis=1
+            return labels.reshape(logits.shape[1:]), counts
+    labels = logits.argmax(axis=0).astype(dtype)
+    return labels, np.bincount(labels.ravel(), minlength=k)
 
 
 def decode(outputs: dict[str, np.ndarray], spec: ModelSpec, top_k: int = 3) -> Prediction:
     logits = check_outputs(outputs, spec)
     classes = spec.classes
     if spec.kind == "segmentation":
-        labels = class_map(logits)
-        counts = np.bincount(labels.ravel(), minlength=len(classes)) / labels.size
+        labels, counts = segment(logits)
+        counts = counts / labels.size
         order = np.argsort(-counts)
         shares = {classes[i]: float(counts[i]) for i in order if counts[i] > 0}
         return Prediction("segmentation", labels=labels, shares=shares)

@@ -221,16 +221,25 @@ def test_every_result_is_decoded_in_the_output_thread_also_without_sinks(rgbd_on
 
 
 def test_the_class_map_is_numpys_argmax_ties_and_nan_included():
-    from mke.runtime.live.predictions import class_map
+    from mke.runtime.live.predictions import segment
+
+    def check(scores):
+        labels, counts = segment(scores)
+        np.testing.assert_array_equal(labels, scores.argmax(0))
+        np.testing.assert_array_equal(counts, np.bincount(scores.argmax(0).ravel(), minlength=scores.shape[0]))
+        return labels
 
     rng = np.random.default_rng(0)
     for dtype in (np.float32, np.float16, np.float64):
-        scores = rng.integers(-2, 2, (7, 30, 40)).astype(dtype)       # many ties: the lowest class wins
-        np.testing.assert_array_equal(class_map(scores), scores.argmax(0))
+        check(rng.standard_normal((7, 30, 40)).astype(dtype))              # one maximum per pixel
+        check(rng.integers(-2, 2, (7, 30, 40)).astype(dtype))              # many ties: the lowest class wins
     scores = rng.standard_normal((5, 30, 40)).astype(np.float32)
-    scores[3, 2, 2] = scores[1, 7, 7] = np.nan
-    np.testing.assert_array_equal(class_map(scores), scores.argmax(0))
-    assert class_map(rng.standard_normal((300, 4, 4))).dtype == np.uint16
+    scores[3, 2, 2] = scores[1, 7, 7] = np.nan                              # NaN wins, as in np.argmax
+    check(scores)
+    check(rng.integers(-5, 5, (7, 30, 40)).astype(np.int32))               # not floating point
+    check(rng.standard_normal((1, 8, 8)).astype(np.float32))               # one class
+    assert check(rng.standard_normal((300, 4, 4))).dtype == np.uint16       # ids beyond uint8
+    assert segment(rng.standard_normal((7, 4, 4)).astype(np.float32))[0].dtype == np.uint8
 
 
 @pytest.mark.skipif(__import__("importlib").util.find_spec("tensorrt") is not None, reason="TensorRT is installed")
