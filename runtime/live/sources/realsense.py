@@ -24,12 +24,14 @@ D435_DEPTH = (848, 480)
 
 
 def pick_resolution(available: list[tuple[int, int, int]], want: tuple[int, int], fps: int,
-                    default: tuple[int, int]) -> tuple[int, int]:
-    """The smallest (width, height) at `fps` covering `want` = (width, height); `default` if none does."""
-    covering = sorted((w * h, w, h) for w, h, f in available if f == fps and w >= want[0] and h >= want[1])
-    if covering:
-        return covering[0][1], covering[0][2]
-    return default
+                    default: tuple[int, int], keep_aspect: bool = True) -> tuple[int, int]:
+    """The smallest (width, height) at `fps` covering `want` = (width, height); with `keep_aspect`, of
+    `want`'s aspect ratio where one is (a D435 offers 320×180 and 320×240 colour: a 160×120 model gets
+    320×240, not a 16:9 frame its preprocessing would squash); `default` if none covers `want`."""
+    covering = [(w, h) for w, h, f in available if f == fps and w >= want[0] and h >= want[1]]
+    same_aspect = [(w, h) for w, h in covering if w * want[1] == h * want[0]]
+    pool = same_aspect if keep_aspect and same_aspect else covering
+    return min(pool, key=lambda size: size[0] * size[1]) if pool else default
 
 
 def _intrinsics_dict(intr) -> dict:
@@ -126,7 +128,7 @@ class RealSenseCamera(Source):
                     depth.append(entry)
         c = pick_resolution(colour, self.want_size, self.fps, D435_COLOR)
         # depth at the colour height: rs.align reprojects it onto the colour grid anyway
-        d = pick_resolution(depth, (1, c[1]), self.fps, D435_DEPTH)
+        d = pick_resolution(depth, (1, c[1]), self.fps, D435_DEPTH, keep_aspect=False)
         return c, d
 
     def open(self) -> None:

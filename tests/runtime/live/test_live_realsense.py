@@ -105,11 +105,17 @@ def test_record_only_applies_to_a_live_camera(rgbd_onnx, small_recording, tmp_pa
 
 
 def test_the_smallest_profile_covering_the_model_is_picked():
-    colour = [(1920, 1080, 30), (1280, 720, 30), (640, 480, 30), (640, 480, 60), (424, 240, 30), (320, 240, 30)]
-    assert pick_resolution(colour, (160, 120), 30, (640, 480)) == (320, 240)
+    # a D435's RGB8 colour profiles at 30 FPS (and one at 60)
+    colour = [(w, h, 30) for w, h in ((1920, 1080), (1280, 720), (960, 540), (848, 480), (640, 480), (640, 360),
+                                      (424, 240), (320, 240), (320, 180))] + [(640, 480, 60)]
+    assert pick_resolution(colour, (160, 120), 30, (640, 480)) == (320, 240)     # 4:3, not the smaller 320×180
+    assert pick_resolution(colour, (160, 90), 30, (640, 480)) == (320, 180)      # 16:9
     assert pick_resolution(colour, (640, 480), 60, (640, 480)) == (640, 480)
-    assert pick_resolution(colour, (1000, 700), 30, (640, 480)) == (1280, 720)
+    assert pick_resolution(colour, (1000, 700), 30, (640, 480)) == (1280, 720)   # no 10:7 profile: the smallest covering
     assert pick_resolution(colour, (4000, 3000), 30, (640, 480)) == (640, 480)   # none covers it: the default
+    depth = [(w, h, 30) for w, h in ((1280, 720), (848, 480), (640, 480), (640, 360), (480, 270), (424, 240),
+                                     (256, 144))]
+    assert pick_resolution(depth, (1, 240), 30, (848, 480), keep_aspect=False) == (424, 240)
 
 
 def test_the_benchmark_on_a_replay_reports_the_sdk_playback_beside_the_preloaded_frames(rgbd_onnx, small_recording,
