@@ -284,9 +284,9 @@ class _TorchMemory:
         self._stream = torch.cuda.Stream(self._device)
         self.stream_handle = self._stream.cuda_stream
 
-    def to_device(self, array: np.ndarray):
+    def upload(self, tensor, array: np.ndarray) -> None:
         with self._torch.cuda.stream(self._stream):
-            return self._torch.from_numpy(array).to(self._device, non_blocking=False)
+            tensor.copy_(self._torch.from_numpy(np.ascontiguousarray(array)))
 
     def empty(self, shape, dtype):
         torch_dtype = self._torch.from_numpy(np.empty(0, dtype)).dtype
