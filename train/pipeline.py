@@ -1,6 +1,7 @@
 """The MKE stages — teacher, pseudo labels, students, report — resumable, one folder per run.
 
     runs/<name>/config.yaml                   the resolved config
+    runs/<name>/code.json                     a fingerprint of the code that started the run
     runs/<name>/seed<k>/teacher.pt|.json      teacher checkpoint and its test score
     runs/<name>/seed<k>/pseudo_labels.pt      the teacher's soft labels on D_u (keyed by its checksum)
     runs/<name>/seed<k>/students/<job>.pt|.json
@@ -8,13 +9,17 @@
 
 Every unit of work writes its result JSON last (atomically); a unit whose result exists is done,
 so a killed run resumes where it stopped. A student trained on another teacher's labels is redone.
+A run resumed by different code (training, the shared preprocessing or the room renderer changed)
+reuses what it finished, with a warning that names `--fresh`.
 Units run in a pool of worker processes (`workers`), each stage with its own progress bar.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
+import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
@@ -51,6 +56,10 @@ class RunDir:
     @property
     def config(self) -> Path:
         return self.root / "config.yaml"
+
+    @property
+    def code(self) -> Path:
+        return self.root / "code.json"
 
     @property
     def metrics(self) -> Path:
@@ -330,8 +339,28 @@ def _comparable(cfg: dict) -> dict:
     return {k: v for k, v in cfg.items() if k not in SPEED_KEYS}
 
 
+def code_fingerprint() -> str:
+    """sha256 (first 16 hex digits) of the source that decides what a run computes: mke.train, the
+    shared preprocessing (mke.runtime.preprocess) and the room renderer of the built-in data
+    (mke.runtime.sim). Not the runtime's live side, export or docs."""
+    import mke.runtime.preprocess
+    import mke.runtime.sim
+    import mke.train
+
+    files = [Path(mke.runtime.preprocess.__file__)]
+    for package in (mke.train, mke.runtime.sim):
+        root = Path(package.__file__).parent
+        files += sorted(root.rglob("*.py"))
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(f"{path.parent.name}/{path.name}\0".encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
 def check_run_dir(run: RunDir, cfg: dict, fresh: bool) -> None:
-    """An existing run folder must have been made with the same config (or be started afresh)."""
+    """An existing run folder must have been made with the same config (or be started afresh); one
+    started by other code is reused with a warning."""
     if fresh or not run.config.is_file():
         return
     old = load_yaml(run.config)
@@ -339,13 +368,21 @@ def check_run_dir(run: RunDir, cfg: dict, fresh: bool) -> None:
         differ = sorted(k for k in set(old) | set(cfg) if k not in SPEED_KEYS and old.get(k) != cfg.get(k))
         raise MkeError(f"{run.root} holds a run made with another config (differs in: {', '.join(differ)}); "
                        f"pass --fresh to start it over or --name for a new run")
+    made_by = (read_json(run.code) or {}).get("fingerprint")
+    if made_by != code_fingerprint():
+        which = f"other code (fingerprint {made_by})" if made_by else "code older than code fingerprints"
+        print(f"mke-train: warning: {run.root} was started by {which}; what it finished is reused as it is. "
+              f"Pass --fresh to redo it all with this code.", file=sys.stderr, flush=True)
 
 
 def start_run_dir(run: RunDir, cfg: dict, fresh: bool) -> None:
     if fresh and run.root.exists():
         shutil.rmtree(run.root)
+    new = not run.config.is_file()
     run.root.mkdir(parents=True, exist_ok=True)
     write_text(run.config, dump_config(cfg))
+    if new:  # a resumed run keeps the fingerprint of the code that started it: the warning stays until --fresh
+        write_json(run.code, {"fingerprint": code_fingerprint()})
 
 
 def run_mke(cfg: dict, root: str | Path, *, fresh: bool = False, progress: bool = True) -> dict:

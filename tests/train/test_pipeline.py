@@ -85,6 +85,30 @@ def test_resuming_with_another_config_is_refused(tmp_path):
     pipeline.run_mke(_cfg("student.hidden_mm=8"), root, fresh=True, progress=False)
 
 
+def test_a_run_resumed_by_other_code_is_reused_with_a_warning(tmp_path, capsys):
+    root = tmp_path / "run"
+    pipeline.run_mke(_cfg(), root, progress=False)
+    made_by = json.loads((root / "code.json").read_text())["fingerprint"]
+    assert made_by == pipeline.code_fingerprint() and len(made_by) == 16
+    capsys.readouterr()
+    pipeline.run_mke(_cfg(), root, progress=False)
+    assert "warning" not in capsys.readouterr().err                        # the same code: reused quietly
+
+    (root / "code.json").write_text(json.dumps({"fingerprint": "0123456789abcdef"}))
+    before = _mtimes(root)
+    pipeline.run_mke(_cfg(), root, progress=False)
+    err = capsys.readouterr().err
+    assert "started by other code (fingerprint 0123456789abcdef)" in err and "--fresh" in err
+    assert _mtimes(root) == before                                          # reused, not redone
+    assert json.loads((root / "code.json").read_text())["fingerprint"] == "0123456789abcdef"  # still says so
+
+    (root / "code.json").unlink()                                           # a run from before fingerprints
+    pipeline.run_mke(_cfg(), root, progress=False)
+    assert "code older than code fingerprints" in capsys.readouterr().err
+    pipeline.run_mke(_cfg(), root, fresh=True, progress=False)
+    assert json.loads((root / "code.json").read_text())["fingerprint"] == pipeline.code_fingerprint()
+
+
 def test_sup_bound_without_labels_on_unlabeled_split_is_a_clear_error():
     from mke.train.data import MKEData
     from mke.train.methods import get_method
