@@ -286,7 +286,7 @@ class _TorchMemory:
 
     def upload(self, tensor, array: np.ndarray) -> None:
         with self._torch.cuda.stream(self._stream):
-            tensor.copy_(self._torch.from_numpy(np.ascontiguousarray(array)))
+            tensor.copy_(self._torch.from_numpy(array))  # TrtRunner.infer made it contiguous
 
     def empty(self, shape, dtype):
         torch_dtype = self._torch.from_numpy(np.empty(0, dtype)).dtype

@@ -16,7 +16,8 @@ examples:
 
 Overrides are key=value with dotted keys from the task's YAML (configs/<task>.yaml); values are
 read as YAML. A run that is interrupted resumes where it stopped when the same command is run
-again (with a warning if the training code changed since it started; --fresh redoes it). Results: runs/<name>/metrics.json (machine-readable), report.md and figures/.
+again (with a warning if the training code changed since it started; --fresh redoes it).
+Results: runs/<name>/metrics.json (machine-readable), report.md and figures/.
 """
 
 
