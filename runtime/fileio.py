@@ -52,3 +52,10 @@ def file_sha256(path: str | os.PathLike) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def cache_folder(root: str | os.PathLike, name: str, key: Any) -> Path:
+    """`<root>/<name>-<12 hex digits>`: the digits hash `key` (the settings that change what is cached,
+    as sorted JSON), so changed settings get a new folder and unchanged ones find the old one."""
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    return Path(str(root)).expanduser() / f"{name}-{digest}"

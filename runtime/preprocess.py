@@ -14,6 +14,8 @@ from typing import Callable
 
 import numpy as np
 
+from mke.runtime.camera import Intrinsics
+from mke.runtime.depth_units import millimetres_to_metres
 from mke.runtime.errors import MkeError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -64,18 +66,18 @@ def check_depth(depth_mm: np.ndarray, source: str = "depth input") -> None:
         raise MkeError(f"{source} must be uint16 millimetres (H, W), got {depth_mm.dtype} {tuple(depth_mm.shape)}")
 
 
-def preprocess_depth(depth_mm: np.ndarray, params: dict, intrinsics: dict | None = None,
+def preprocess_depth(depth_mm: np.ndarray, params: dict, intrinsics: Intrinsics | None = None,
                      up: np.ndarray | None = None) -> np.ndarray:
     """uint16 mm (H, W) → float32 (C, h, w) by params["encoding"].
 
     "metric" (C = 1, the default, what runs live): metres clipped to `max_m`, normalised with
     `mean`/`std` (in metres); invalid pixels become 0 after normalisation.
     "hha" (C = 3, the paper's): horizontal disparity, height above the lowest point, angle to
-    gravity (see `hha_encode`); needs the colour intrinsics, and `up` when the camera is tilted.
+    gravity (see `hha_encode`); needs the intrinsics of `depth_mm`, and `up` when the camera is tilted.
     """
     check_depth(depth_mm)
     depth = resize_image(depth_mm, params.get("size"), nearest=True)
-    metres = depth.astype(np.float32) * 0.001
+    metres = millimetres_to_metres(depth)
     max_m = float(params.get("max_m", 10.0))
     valid = (metres > 0) & (metres <= max_m)
     encoding = params.get("encoding", "metric")
@@ -85,10 +87,10 @@ def preprocess_depth(depth_mm: np.ndarray, params: dict, intrinsics: dict | None
     if encoding == "hha":
         if intrinsics is None:
             raise MkeError("HHA depth encoding needs the camera intrinsics (fx, fy, cx, cy)")
-        scale_x = depth.shape[1] / depth_mm.shape[1]
-        scale_y = depth.shape[0] / depth_mm.shape[0]
-        k = {"fx": intrinsics["fx"] * scale_x, "fy": intrinsics["fy"] * scale_y,
-             "cx": intrinsics["cx"] * scale_x, "cy": intrinsics["cy"] * scale_y}
+        if (intrinsics.height, intrinsics.width) != depth_mm.shape:
+            raise MkeError(f"the camera intrinsics are for {intrinsics.width}x{intrinsics.height} pixels but the "
+                           f"depth map is {depth_mm.shape[1]}x{depth_mm.shape[0]}")
+        k = intrinsics.resized(depth.shape[1], depth.shape[0])  # the depth map was resized to the model's size
         hha = hha_encode(np.where(valid, metres, 0.0), k, up)
         # one number for all three channels, or one per channel
         mean = np.broadcast_to(np.asarray(params.get("mean", 0.0), np.float32), (3,))[:, None, None]
@@ -97,7 +99,7 @@ def preprocess_depth(depth_mm: np.ndarray, params: dict, intrinsics: dict | None
     raise MkeError(f"depth encoding {encoding!r} is not one of metric, hha")
 
 
-def hha_encode(metres: np.ndarray, k: dict, up: np.ndarray | None = None) -> np.ndarray:
+def hha_encode(metres: np.ndarray, k: Intrinsics, up: np.ndarray | None = None) -> np.ndarray:
     """HHA (Gupta et al., ECCV 2014), vectorised: float32 (3, H, W) with channels
 
     0: horizontal disparity 1/z in 1/m; 1: height above the lowest valid point in m; 2: angle between
@@ -112,7 +114,7 @@ def hha_encode(metres: np.ndarray, k: dict, up: np.ndarray | None = None) -> np.
     u = np.arange(w, dtype=np.float32)[None, :]
     v = np.arange(h, dtype=np.float32)[:, None]
     z = metres.astype(np.float32)
-    pts = np.stack([(u - k["cx"]) * z / k["fx"], (v - k["cy"]) * z / k["fy"], z], axis=-1)
+    pts = np.stack([(u - k.cx) * z / k.fx, (v - k.cy) * z / k.fy, z], axis=-1)
     valid = z > 0
     d_u = np.gradient(pts, axis=1)
     d_v = np.gradient(pts, axis=0)

@@ -14,6 +14,7 @@ from typing import Any
 from mke.runtime.errors import MkeError
 
 FORMAT = "mke-model-spec/1"
+VOID = 255  # the label id of pixels no class covers (segmentation), ignored by losses and metrics
 TASK_KINDS = ("classification", "segmentation", "multilabel")
 LAYOUTS = ("NCHW", "NC", "NCT")
 

@@ -43,10 +43,11 @@ def test_live_pipeline_runs_an_onnx_model_on_a_replay_with_torch_unimportable(tm
     sys.path.insert(0, str(Path(__file__).parent / "runtime" / "live"))
     from tiny_models import seg_model
 
-    from mke.runtime.sensors.realsense_recording import Intrinsics, write_recording
+    from mke.runtime.camera import Intrinsics
+    from mke.runtime.sensors.realsense_recording import write_recording
 
     model = seg_model(tmp_path / "student.onnx")
-    color = Intrinsics(width=96, height=72, fx=80.0, fy=80.0, ppx=47.5, ppy=35.5)
+    color = Intrinsics(width=96, height=72, fx=80.0, fy=80.0, cx=47.5, cy=35.5)
     frames = [(np.full((72, 96, 3), 60, np.uint8), np.full((72, 96), 1500, np.uint16)) for _ in range(5)]
     recording = write_recording(tmp_path / "rec.db3", frames, color_intrinsics=color, compress=False)
     script = BLOCK_TORCH + textwrap.dedent(f"""

@@ -11,7 +11,9 @@ import math
 import torch
 import torch.nn.functional as F
 
-IGNORE_INDEX = 255
+from mke.runtime.spec import VOID
+
+IGNORE_INDEX = VOID
 
 
 def confidence_weight(probs: torch.Tensor) -> torch.Tensor:

@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from mke.runtime.camera import Intrinsics
+
 
 class Status(enum.Enum):
     OK = "ok"            # a frame came
@@ -22,7 +24,7 @@ class LiveFrame:
 
     `rgb`: uint8 (H, W, 3), RGB order. `depth`: uint16 millimetres with 0 = invalid, aligned to `rgb`
     (some sources, and fault injection, give float32 metres with NaN = invalid instead).
-    `intrinsics`: {fx, fy, cx, cy} in pixels of `rgb`. `up`: gravity's opposite in camera axes, when known.
+    `intrinsics`: the colour camera's, in pixels of `rgb`. `up`: gravity's opposite in camera axes, when known.
     `timestamp_s`: the source's clock (media time for files and recordings, the host's monotonic
     clock for live devices); `arrival_s`: the host's monotonic clock when the frame was captured,
     which latencies are measured from. `audio`: float32 (channels, samples) at the model's rate,
@@ -34,7 +36,7 @@ class LiveFrame:
     arrival_s: float
     rgb: np.ndarray | None = field(default=None, repr=False)
     depth: np.ndarray | None = field(default=None, repr=False)
-    intrinsics: dict | None = None
+    intrinsics: Intrinsics | None = None
     up: np.ndarray | None = field(default=None, repr=False)
     audio: np.ndarray | None = field(default=None, repr=False)
     audio_underrun: bool = False

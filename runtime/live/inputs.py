@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from mke.runtime.depth_units import as_millimetres
 from mke.runtime.errors import MkeError
 from mke.runtime.live.frame import LiveFrame
 from mke.runtime.preprocess import preprocessor
@@ -14,15 +15,6 @@ from mke.runtime.spec import InputSpec, ModelSpec
 
 LIVE_MODALITIES = ("rgb", "depth", "audio")
 DEFAULT_AUDIO = {"sample_rate": 16000, "seconds": 1.0, "channels": 1}  # for the level meter of models without audio
-
-
-def depth_millimetres(depth: np.ndarray) -> np.ndarray:
-    """uint16 mm as is; float metres (NaN, ±inf, ≤ 0 = invalid) → uint16 mm with 0 = invalid."""
-    if depth.dtype == np.uint16:
-        return depth
-    metres = np.asarray(depth, np.float32)
-    valid = np.isfinite(metres) & (metres > 0) & (metres < 65.535)
-    return np.where(valid, np.rint(np.where(valid, metres, 0.0) * 1000.0), 0).astype(np.uint16)
 
 
 def audio_params(spec: ModelSpec) -> dict:
@@ -73,7 +65,7 @@ class InputBuilder:
             if spec_in.modality == "rgb":
                 x = fn(frame.rgb, params)
             elif spec_in.modality == "depth":
-                x = fn(depth_millimetres(frame.depth), params, frame.intrinsics, frame.up)
+                x = fn(as_millimetres(frame.depth), params, frame.intrinsics, frame.up)
             else:
                 x = fn(frame.audio, params)
             want = spec_in.shape[1:]

@@ -23,7 +23,6 @@ SDK facts this module works around:
 """
 from __future__ import annotations
 
-import math
 import os
 import sqlite3
 import tempfile
@@ -35,14 +34,12 @@ from typing import Any, Iterable, Iterator, Mapping
 
 import numpy as np
 
+from mke.runtime.camera import Intrinsics
+from mke.runtime.depth_units import units_to_millimetres
 from mke.runtime.errors import MkeError
 
 _SQLITE_MAGIC = b"SQLite format 3\x00"
 _ROSBAG1_MAGIC = b"#ROSBAG V2.0"
-_DISTORTION_MODELS = (
-    "none", "brown_conrady", "inverse_brown_conrady", "modified_brown_conrady",
-    "kannala_brandt4", "ftheta",
-)
 _POLL_MS = 100
 _STALL_S = 30.0
 
@@ -56,71 +53,6 @@ def _import_rs():
             "on Linux it also needs libusb-1.0-0 (apt-get install libusb-1.0-0)"
         ) from exc
     return rs
-
-
-@dataclass(frozen=True)
-class Intrinsics:
-    """A pinhole camera: image size in pixels, focal lengths and principal point in pixels."""
-
-    width: int
-    height: int
-    fx: float
-    fy: float
-    ppx: float
-    ppy: float
-    model: str = "none"
-    coeffs: tuple[float, ...] = (0.0, 0.0, 0.0, 0.0, 0.0)
-
-    @classmethod
-    def coerce(cls, value: Intrinsics | Mapping[str, Any], what: str) -> Intrinsics:
-        """Accept an Intrinsics or a mapping with width, height, fx, fy, ppx, ppy (model, coeffs)."""
-        if isinstance(value, Intrinsics):
-            intr = value
-        elif isinstance(value, Mapping):
-            missing = [k for k in ("width", "height", "fx", "fy", "ppx", "ppy") if k not in value]
-            unknown = sorted(set(value) - {f for f in cls.__dataclass_fields__})
-            if missing or unknown:
-                raise MkeError(f"{what}: expected keys width, height, fx, fy, ppx, ppy (optional model, "
-                               f"coeffs); missing {missing or 'none'}, unknown {unknown or 'none'}")
-            intr = cls(**{k: value[k] for k in value})
-        else:
-            raise MkeError(f"{what}: expected an Intrinsics or a dict, got {type(value).__name__}")
-        return intr._checked(what)
-
-    def _checked(self, what: str) -> Intrinsics:
-        if int(self.width) <= 0 or int(self.height) <= 0 or self.fx <= 0 or self.fy <= 0:
-            raise MkeError(f"{what}: width, height, fx and fy must be positive, got {self}")
-        if self.model not in _DISTORTION_MODELS:
-            raise MkeError(f"{what}: distortion model {self.model!r} is not one of {_DISTORTION_MODELS}")
-        if len(self.coeffs) != 5:
-            raise MkeError(f"{what}: expected 5 distortion coefficients, got {len(self.coeffs)}")
-        return Intrinsics(int(self.width), int(self.height), float(self.fx), float(self.fy),
-                          float(self.ppx), float(self.ppy), self.model,
-                          tuple(float(c) for c in self.coeffs))
-
-    def for_size(self, width: int, height: int) -> Intrinsics:
-        """The same lens seen by a sensor of another size, centred on the same optical axis.
-
-        Focal lengths scale with the height, so pixels keep their aspect; a wider image (848×480
-        depth beside 640×480 colour, as on a D435) sees more to the sides.
-        """
-        s = height / self.height
-        return Intrinsics(width, height, self.fx * s, self.fy * s,
-                          self.ppx * s + (width - self.width * s) / 2, self.ppy * s,
-                          self.model, self.coeffs)
-
-    def to_rs(self, rs):
-        intr = rs.intrinsics()
-        intr.width, intr.height = self.width, self.height
-        intr.fx, intr.fy, intr.ppx, intr.ppy = self.fx, self.fy, self.ppx, self.ppy
-        intr.model = getattr(rs.distortion, self.model)
-        intr.coeffs = list(self.coeffs)
-        return intr
-
-    @classmethod
-    def from_rs(cls, intr) -> Intrinsics:
-        return cls(intr.width, intr.height, intr.fx, intr.fy, intr.ppx, intr.ppy, intr.model.name,
-                   tuple(intr.coeffs))
 
 
 @dataclass(frozen=True)
@@ -180,7 +112,7 @@ def write_recording(
 
     Depth values are in units of `depth_units` metres (0.001: millimetres, the D4xx default).
     `depth_intrinsics` defaults to the colour camera's lens on the depth image's size
-    (`Intrinsics.for_size`); `depth_to_color` defaults to the identity. Frame i is stamped i/fps seconds.
+    (`Intrinsics.for_sensor`); `depth_to_color` defaults to the identity. Frame i is stamped i/fps seconds.
     `compress` uses the SDK's lossless frame compression. `pace` feeds frames at `fps` in wall
     time, so that real-time playback runs at `fps` (the recorder stamps arrival times).
 
@@ -203,7 +135,7 @@ def write_recording(
     _check_pair(first, 0, color, None)
     depth_hw = np.asarray(first[1]).shape
     depth = (Intrinsics.coerce(depth_intrinsics, "depth_intrinsics") if depth_intrinsics is not None
-             else color.for_size(depth_hw[1], depth_hw[0]))
+             else color.for_sensor(depth_hw[1], depth_hw[0]))
     if (depth.height, depth.width) != depth_hw:
         raise MkeError(f"depth_intrinsics are {depth.width}x{depth.height} but the depth images are "
                        f"{depth_hw[1]}x{depth_hw[0]}")
@@ -465,7 +397,7 @@ def _play(rs, path: Path, streams: _Streams, *, every: int, align_to_color: bool
             depth_frame, color_frame = frameset.get_depth_frame(), frameset.get_color_frame()
             yield RecordedFrame(
                 rgb=_to_rgb(rs, path, color_frame),
-                depth_mm=_to_millimetres(np.asanyarray(depth_frame.get_data()),
+                depth_mm=units_to_millimetres(np.asanyarray(depth_frame.get_data()),
                                          scale or depth_frame.get_units()),
                 timestamp_ms=float(color_frame.get_timestamp()),
                 frame_number=int(color_frame.get_frame_number()),
@@ -502,16 +434,6 @@ def _depth_scale(device) -> float:
         return float(device.first_depth_sensor().get_depth_scale())
     except RuntimeError:
         return 0.0
-
-
-def _to_millimetres(raw: np.ndarray, scale_m: float) -> np.ndarray:
-    """Depth units → uint16 millimetres; 0 stays 0 (no depth), beyond 65.535 m becomes 0 too."""
-    factor = scale_m * 1000.0
-    if not factor > 0 or math.isclose(factor, 1.0, rel_tol=1e-6):
-        return np.array(raw, dtype=np.uint16, copy=True)
-    mm = np.rint(raw.astype(np.float64) * factor)
-    mm[mm > np.iinfo(np.uint16).max] = 0
-    return mm.astype(np.uint16)
 
 
 def _to_rgb(rs, path: Path, frame) -> np.ndarray:

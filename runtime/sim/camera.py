@@ -8,39 +8,13 @@ as in RealSense intrinsics.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
 import numpy as np
 
+from mke.runtime.camera import Intrinsics
 from mke.runtime.errors import MkeError
 
 _OPENCV_TO_OPENGL = np.diag([1.0, -1.0, -1.0, 1.0])
-
-
-@dataclass(frozen=True)
-class Intrinsics:
-    """Pinhole intrinsics in pixels for an image of `width` x `height`."""
-
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    width: int
-    height: int
-
-    @classmethod
-    def from_vertical_fov(cls, width: int, height: int, vfov_deg: float) -> "Intrinsics":
-        """Square pixels and a centred principal point, as pybullet's projection renders them."""
-        check_resolution(width, height)
-        if not 1.0 <= vfov_deg <= 170.0:
-            raise MkeError(f"vertical field of view {vfov_deg!r} degrees is outside 1..170")
-        fy = (height / 2.0) / math.tan(math.radians(vfov_deg) / 2.0)
-        return cls(fx=fy, fy=fy, cx=(width - 1) / 2.0, cy=(height - 1) / 2.0, width=width, height=height)
-
-    @property
-    def matrix(self) -> np.ndarray:
-        """The 3x3 camera matrix K."""
-        return np.array([[self.fx, 0.0, self.cx], [0.0, self.fy, self.cy], [0.0, 0.0, 1.0]])
 
 
 def check_resolution(width: int, height: int) -> None:

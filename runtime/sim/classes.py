@@ -7,6 +7,8 @@ from shading and context while depth shows it directly.
 """
 from __future__ import annotations
 
+from mke.runtime.spec import VOID  # noqa: F401  (re-exported: the sim's label of uncovered pixels)
+
 CLASS_NAMES: tuple[str, ...] = (
     "floor",    # 0: the floor and rugs lying on it
     "wall",     # 1: walls, door frames, skirting boards, pictures hung on walls
@@ -28,9 +30,8 @@ CLASS_COLORS: tuple[tuple[int, int, int], ...] = (
     (23, 190, 207),   # bin
 )
 
-# Label of pixels no class covers: the ceiling (0.2 % of pixels from a robot's camera pitched down:
+# VOID labels pixels no class covers: the ceiling (0.2 % of pixels from a robot's camera pitched down:
 # too rare to learn) and anything outside the room (nothing, in a closed room).
-VOID = 255
 
 FLOOR, WALL, TABLE, CHAIR, CABINET, SOFA, BIN = range(len(CLASS_NAMES))
 CEILING = VOID

@@ -17,10 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from mke.runtime.depth_units import metres_to_millimetres
 from mke.runtime.errors import MkeError
-
-MAX_MM = 65535
-
 
 @dataclass(frozen=True)
 class DepthNoise:
@@ -42,16 +40,6 @@ class DepthNoise:
                 raise MkeError(f"DepthNoise.{name} = {getattr(self, name)!r} must be in 0..1")
         if not self.max_range > self.min_range:
             raise MkeError(f"DepthNoise.max_range = {self.max_range!r} must exceed min_range = {self.min_range!r}")
-
-
-def metres_to_mm(depth_m: np.ndarray, valid: np.ndarray | None = None) -> np.ndarray:
-    """uint16 millimetres, 0 where `valid` is False or depth is not finite and positive."""
-    ok = np.isfinite(depth_m) & (depth_m > 0)
-    if valid is not None:
-        ok &= valid
-    mm = np.zeros(depth_m.shape, np.uint16)
-    mm[ok] = np.clip(np.rint(depth_m[ok] * 1000.0), 1, MAX_MM).astype(np.uint16)
-    return mm
 
 
 def apply_depth_noise(depth_m: np.ndarray, rng: np.random.Generator, noise: DepthNoise, fx: float,
@@ -76,7 +64,7 @@ def apply_depth_noise(depth_m: np.ndarray, rng: np.random.Generator, noise: Dept
         valid &= ~_blobs(z.shape, noise.blob_fraction, rng)
     noisy = z + (noise.sigma_coeff * np.square(np.where(valid, z, 0.0))
                  * rng.standard_normal(z.shape, dtype=np.float32))
-    return metres_to_mm(noisy, valid)
+    return metres_to_millimetres(noisy, valid)
 
 
 def _stereo_shadow(z: np.ndarray, baseline_px_m: float) -> np.ndarray:

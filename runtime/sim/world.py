@@ -16,11 +16,12 @@ import numpy as np
 
 from mke.runtime.errors import MkeError
 from mke.runtime.sim.appearance import write_png
-from mke.runtime.sim.camera import (Intrinsics, check_pose, projection_matrix, view_matrix,
-                                    zbuffer_to_metres)
+from mke.runtime.camera import Intrinsics
+from mke.runtime.depth_units import metres_to_millimetres
+from mke.runtime.sim.camera import check_pose, check_resolution, projection_matrix, view_matrix, zbuffer_to_metres
 from mke.runtime.sim.classes import VOID
 from mke.runtime.sim.layout import Layout, check_seed, random_layout
-from mke.runtime.sim.noise import DepthNoise, apply_depth_noise, metres_to_mm
+from mke.runtime.sim.noise import DepthNoise, apply_depth_noise
 from mke.runtime.sim.trajectory import wander
 
 NEAR, FAR = 0.05, 40.0  # clipping planes, metres
@@ -141,6 +142,7 @@ class World:
         seeded from the world's seed and the pose, so the same call gives the same frame."""
         self._check_open()
         pose = check_pose(pose)
+        check_resolution(width, height)
         intr = Intrinsics.from_vertical_fov(width, height, vfov_deg)
         if not 0 <= rgb_noise <= 64 or not 0 <= exposure_jitter < 1:
             raise MkeError(f"rgb_noise {rgb_noise!r} must be in 0..64 grey levels and exposure_jitter "
@@ -157,7 +159,7 @@ class World:
         depth_m[~hit] = np.nan
         labels = self._class_of_uid[np.clip(seg + 1, 0, len(self._class_of_uid) - 1)]
         if noise is None:
-            depth = metres_to_mm(depth_m)
+            depth = metres_to_millimetres(depth_m)
         else:
             depth = apply_depth_noise(depth_m, rng, noise, intr.fx, surface_ids=seg)
         return Frame(rgb=_camera_rgb(rgba[:, :, :3], rng, rgb_noise, exposure_jitter), depth=depth,

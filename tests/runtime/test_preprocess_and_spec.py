@@ -5,6 +5,7 @@ import numpy as np
 import pytest
 
 from mke.runtime.errors import MkeError
+from mke.runtime.camera import Intrinsics
 from mke.runtime.preprocess import hha_encode, preprocess_depth, preprocess_rgb, preprocessor
 from mke.runtime.spec import InputSpec, ModelSpec, OutputSpec
 
@@ -42,7 +43,7 @@ def _level_camera_room(h=60, w=80, f=60.0, cam_height=1.0, wall_z=3.0):
     with np.errstate(divide="ignore"):
         floor_z = np.where(v > cy, f * cam_height / (v - cy), np.inf)
     z = np.minimum(floor_z, wall_z)
-    return np.round(z * 1000).astype(np.uint16), {"fx": f, "fy": f, "cx": cx, "cy": cy}, floor_z < wall_z
+    return np.round(z * 1000).astype(np.uint16), Intrinsics(width=w, height=h, fx=f, fy=f, cx=cx, cy=cy), floor_z < wall_z
 
 
 def test_hha_sees_floor_facing_up_at_height_zero_and_the_wall_vertical():
@@ -57,7 +58,7 @@ def test_hha_sees_floor_facing_up_at_height_zero_and_the_wall_vertical():
     assert np.median(angle[floor]) < 0.05 and np.median(angle[wall]) == pytest.approx(1.0, abs=0.05)
     assert np.median(height[floor]) < 0.05
     top_wall = height[3][wall[3]].mean()
-    assert top_wall == pytest.approx(1.0 + 3.0 * (k["cy"] - 3) / k["fy"], abs=0.08)  # 1 m up to the camera, then above
+    assert top_wall == pytest.approx(1.0 + 3.0 * (k.cy - 3) / k.fy, abs=0.08)  # 1 m up to the camera, then above
 
 
 def test_hha_through_preprocess_depth_and_a_tilted_up_vector():

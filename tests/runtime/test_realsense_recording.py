@@ -6,18 +6,18 @@ import pytest
 
 rs = pytest.importorskip("pyrealsense2")
 
+from mke.runtime.camera import Intrinsics  # noqa: E402
 from mke.runtime.errors import MkeError  # noqa: E402
 from mke.runtime.sensors.realsense_recording import (  # noqa: E402
     Extrinsics,
-    Intrinsics,
     read_recording,
     write_recording,
 )
 
 W, H = 160, 120
-SMALL = Intrinsics(width=W, height=H, fx=140.5, fy=140.5, ppx=79.5, ppy=59.5)
-D435_COLOR = Intrinsics(width=640, height=480, fx=615.0, fy=615.0, ppx=320.0, ppy=240.0)
-D435_DEPTH = Intrinsics(width=848, height=480, fx=425.0, fy=425.0, ppx=424.0, ppy=240.0)
+SMALL = Intrinsics(width=W, height=H, fx=140.5, fy=140.5, cx=79.5, cy=59.5)
+D435_COLOR = Intrinsics(width=640, height=480, fx=615.0, fy=615.0, cx=320.0, cy=240.0)
+D435_DEPTH = Intrinsics(width=848, height=480, fx=425.0, fy=425.0, cx=424.0, cy=240.0)
 
 
 def gradient_frames(n, depth_scale=1):
@@ -103,7 +103,7 @@ def test_default_depth_intrinsics_keep_the_colour_lens(tmp_path):
     plane = [(np.full((480, 640, 3), 90, np.uint8), np.full((480, 848), 2000, np.uint16))] * 2
     path = write_recording(tmp_path / "d435_default.db3", plane, color_intrinsics=D435_COLOR)
     raw = next(read_recording(path, align_to_color=False))
-    assert raw.depth_intrinsics == Intrinsics(848, 480, 615.0, 615.0, 424.0, 240.0)
+    assert raw.depth_intrinsics == Intrinsics(width=848, height=480, fx=615.0, fy=615.0, cx=424.0, cy=240.0)
     aligned = next(read_recording(path))
     assert np.mean(aligned.depth_mm == 2000) > 0.95
 
@@ -191,8 +191,8 @@ def test_bad_frames_and_unsupported_suffix_raise_mke_error_and_leave_nothing(tmp
 
 def test_intrinsics_from_a_dict_and_bad_options_raise_mke_error(tmp_path):
     path = write_recording(tmp_path / "dict.db3", gradient_frames(2),
-                           color_intrinsics=dict(width=W, height=H, fx=140.5, fy=140.5, ppx=79.5,
-                                                 ppy=59.5))
+                           color_intrinsics=dict(width=W, height=H, fx=140.5, fy=140.5, cx=79.5,
+                                                 cy=59.5))
     assert next(read_recording(path)).color_intrinsics == SMALL
     with pytest.raises(MkeError, match="missing"):
         write_recording(tmp_path / "y.db3", gradient_frames(1), color_intrinsics=dict(width=W))

@@ -151,7 +151,7 @@ def test_recording_rows_become_samples(data):
     frames = [Frame(rgb_image(k), depth_mm_image(k)) for k in range(5)]
     rec.write_recording(data / "robot.db3", frames,
                         color_intrinsics={"width": W, "height": H, "fx": 6.0, "fy": 6.0,
-                                          "ppx": W / 2, "ppy": H / 2})
+                                          "cx": W / 2, "cy": H / 2})
     path = write(data / "r.jsonl", '{"recording": "robot.db3", "every": 2}\n'
                                    '{"rgb": "frames/0.png", "depth": "frames/0_depth.png"}\n')
     m = Manifest.read(path, cache_dir=data / "cache")

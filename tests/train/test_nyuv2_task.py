@@ -102,7 +102,7 @@ def test_splits_follow_the_paper_and_are_cached(nyu):
     assert unl.depth_mm.dtype == np.uint16 and unl.depth_mm[0, 0].max() == 0   # registration leaves a border
     centre = unl.depth_mm[:, H // 2, W // 2].astype(float) / 1000
     np.testing.assert_allclose(centre, raw_depth_to_metres(np.array([700, 720, 740, 760])), atol=0.01)
-    np.testing.assert_allclose(test.intrinsics[0], scaled_intrinsics(RGB_INTRINSICS, (H, W)), rtol=1e-6)
+    np.testing.assert_allclose(test.intrinsics[0].row, scaled_intrinsics(RGB_INTRINSICS, (H, W)), rtol=1e-6)
     folder = cache_dir(cfg)
     stamp = (folder / "unlabeled.npz").stat().st_mtime_ns
     task.prepare(cfg, progress=False)

@@ -59,7 +59,7 @@ def write_data(root, recording=True):
         from mke.runtime.sensors.realsense_recording import write_recording
 
         write_recording(root / "robot.db3", [scene(k)[:2] for k in range(3)],
-                        color_intrinsics={"width": W, "height": H, "fx": 30.0, "fy": 30.0, "ppx": W / 2, "ppy": H / 2})
+                        color_intrinsics={"width": W, "height": H, "fx": 30.0, "fy": 30.0, "cx": W / 2, "cy": H / 2})
         rows.append({"recording": "robot.db3", "every": 1})
     (root / "unlabeled.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (root / "test.csv").write_text("rgb,depth,mask\n" + "".join(

@@ -9,15 +9,14 @@ trajectory as a RealSense recording, for `mke-live` and the demo to replay.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from mke.runtime.camera import Intrinsics
 from mke.runtime.errors import MkeError
-from mke.runtime.fileio import atomic_path, write_json
+from mke.runtime.fileio import atomic_path, cache_folder, write_json
 from mke.train.tasks.segmentation import FrameSet
 
 SPLITS = ("labeled", "unlabeled", "test")
@@ -27,9 +26,7 @@ RENDER_KEYS = ("seed", "width", "height", "step", "labeled", "unlabeled", "test"
 
 def cache_dir(data_cfg: dict) -> Path:
     """`<cache_dir>/rgbd-<hash of the settings that change what is rendered>`."""
-    key = {k: data_cfg[k] for k in RENDER_KEYS}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    return Path(data_cfg["cache_dir"]).expanduser() / f"rgbd-{digest}"
+    return cache_folder(data_cfg["cache_dir"], "rgbd", {k: data_cfg[k] for k in RENDER_KEYS})
 
 
 def _rooms(name: str, data_cfg: dict) -> list[tuple[int, int]]:
@@ -95,13 +92,11 @@ def _stack_rooms(rooms: list[dict[str, np.ndarray]]) -> dict[str, np.ndarray]:
 
 
 def _write_recording(path: Path, room: dict[str, np.ndarray], fps: int) -> Path:
-    from mke.runtime.sensors.realsense_recording import Intrinsics, write_recording
+    from mke.runtime.sensors.realsense_recording import write_recording
 
     n, h, w = room["rgb"].shape[:3]
-    fx, fy, cx, cy = (float(v) for v in room["intrinsics"][0])
-    intr = Intrinsics(width=w, height=h, fx=fx, fy=fy, ppx=cx, ppy=cy)
     return write_recording(path, ((room["rgb"][i], room["depth_mm"][i]) for i in range(n)),
-                           color_intrinsics=intr, fps=fps, pace=True)
+                           color_intrinsics=Intrinsics.from_row(room["intrinsics"][0], w, h), fps=fps, pace=True)
 
 
 def load_builtin_rgbd(data_cfg: dict, progress: bool = True) -> dict[str, FrameSet]:
@@ -125,8 +120,10 @@ def load_builtin_rgbd(data_cfg: dict, progress: bool = True) -> dict[str, FrameS
                 arrays = {k: z[k] for k in z.files}
         except (OSError, ValueError, KeyError) as exc:
             raise MkeError(f"cached data {path} is unreadable ({exc}); delete {folder} to render it again") from None
+        h, w = arrays["rgb"].shape[1:3]
         keep_depth = name != "labeled"  # the teacher's data is RGB only, as in the MKE setting
         out[name] = FrameSet(rgb=arrays["rgb"], depth_mm=arrays["depth_mm"] if keep_depth else None,
-                             labels=arrays["labels"], intrinsics=arrays["intrinsics"], up=arrays["up"], name=name)
+                             labels=arrays["labels"], up=arrays["up"], name=name,
+                             intrinsics=[Intrinsics.from_row(k, w, h) for k in arrays["intrinsics"]])
     write_json(folder / "data.json", {k: data_cfg[k] for k in RENDER_KEYS})
     return out

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import csv
 import difflib
-import hashlib
 import json
 import os
 from dataclasses import dataclass
@@ -37,15 +36,16 @@ from typing import Iterator, NamedTuple
 
 import numpy as np
 
+from mke.runtime.depth_units import millimetres_to_metres
 from mke.runtime.errors import MkeError
-from mke.runtime.fileio import write_json
+from mke.runtime.fileio import cache_folder, write_json
+from mke.runtime.spec import VOID
 
 SAMPLE_COLUMNS = ("rgb", "depth", "mask")
 RECORDING_COLUMNS = ("recording", "every")
 COLUMNS = SAMPLE_COLUMNS + RECORDING_COLUMNS
 DEPTH_MM_SUFFIXES = (".png", ".tif", ".tiff")
 DEPTH_M_SUFFIXES = (".npy",)
-VOID = 255
 
 
 class Sample(NamedTuple):
@@ -112,7 +112,7 @@ def read_depth_mm_image(path: str | os.PathLike) -> np.ndarray:
         kind = f"{img.dtype} with {1 if img.ndim == 2 else img.shape[2]} channel(s)"
         raise MkeError(f"depth file {path} is {kind}; expected a 16-bit single-channel image "
                        "in millimetres (0 = invalid), e.g. cv2.imwrite(path, depth_mm.astype(np.uint16))")
-    return img.astype(np.float32) / np.float32(1000.0)
+    return millimetres_to_metres(img)
 
 
 def read_depth_npy(path: str | os.PathLike) -> np.ndarray:
@@ -334,7 +334,7 @@ def _recording_entries(recording: Path, every: int, origin: str, cache: Path) ->
     """Extract a recording's frames (once) to PNG files and list them as entries."""
     stat = recording.stat()
     key = f"{recording.resolve()}|{stat.st_size}|{stat.st_mtime_ns}|{every}"
-    folder = cache / f"{recording.stem}-every{every}-{hashlib.sha256(key.encode()).hexdigest()[:12]}"
+    folder = cache_folder(cache, f"{recording.stem}-every{every}", key)
     index_path = folder / "frames.json"
     count = None
     if index_path.is_file():

@@ -35,6 +35,7 @@ from typing import Sequence
 import numpy as np
 
 from mke.runtime.errors import MkeError
+from mke.runtime.spec import VOID
 from mke.train.datasets.manifest import Sample, cv2_module, read_rgb
 
 CLASS_NAMES_40 = (
@@ -46,7 +47,6 @@ CLASS_NAMES_40 = (
 )  # spelling as in the toolbox and ESANet, "refridgerator" included
 NUM_CLASSES = 40
 NUM_CLASSES_894 = 894
-VOID = 255
 SPLITS = ("train", "test")
 
 KINECT_DEPTH_PARAM_1 = 351.3    # metres = PARAM_1 / (PARAM_2 - raw), NYU toolbox camera_params.m

@@ -17,21 +17,21 @@ Intrinsics (for HHA) are the toolbox's RGB camera's, scaled to that size.
 """
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from pathlib import Path
 
 import numpy as np
 from tqdm import tqdm
 
+from mke.runtime.camera import Intrinsics
+from mke.runtime.depth_units import metres_to_millimetres
 from mke.runtime.errors import MkeError
-from mke.runtime.fileio import atomic_path, write_json
+from mke.runtime.fileio import atomic_path, cache_folder, write_json
 from mke.runtime.preprocess import resize_image
 from mke.train.datasets.nyuv2 import (CLASS_NAMES_40, RGB_INTRINSICS, NYUv2Labeled, load_raw_pair, raw_pairs,
                                       register_depth_to_rgb, scaled_intrinsics)
 from mke.train.tasks.base import label_colors
-from mke.train.tasks.rgbd import SUP, depth_mm
+from mke.train.tasks.rgbd import SUP
 from mke.train.tasks.segmentation import FrameSet, RGBDSegmentationTask
 
 CLASS_COLORS_40: tuple[tuple[int, int, int], ...] = label_colors(40)
@@ -79,8 +79,7 @@ def cache_dir(cfg: dict) -> Path:
                                 "exclude_test_scenes", "test_depth")},
            "labeled_mat_stat": [stat.st_size, stat.st_mtime_ns] if stat else None,
            "size": cfg["preprocess"]["rgb"].get("size")}
-    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
-    return Path(str(d["cache_dir"])).expanduser() / f"nyuv2-{digest}"
+    return cache_folder(d["cache_dir"], "nyuv2", key)
 
 
 def _scene_key(name: str) -> str:
@@ -149,7 +148,8 @@ def _labeled_split(ds: NYUv2Labeled, split: str, size, test_depth: str, progress
             out["rgb"][k] = resize_image(ds.rgb(i), size, nearest=False)
             out["labels"][k] = resize_image(ds.labels(i), size, nearest=True)
             if split == "test":
-                out["depth_mm"][k] = depth_mm(resize_image(read_depth(i), size, nearest=True))
+                depth_m = resize_image(read_depth(i), size, nearest=True).astype(np.float64)
+                out["depth_mm"][k] = metres_to_millimetres(depth_m)
     return out
 
 
@@ -172,7 +172,8 @@ def _unlabeled_split(pairs, size, progress: bool) -> dict[str, np.ndarray]:
                                                     disable=not progress, leave=False)):
         rgb, depth = load_raw_pair(rgb_path, depth_path)
         out["rgb"][k] = resize_image(rgb, size, nearest=False)
-        out["depth_mm"][k] = depth_mm(resize_image(register_depth_to_rgb(depth), size, nearest=True))
+        depth_m = resize_image(register_depth_to_rgb(depth), size, nearest=True).astype(np.float64)
+        out["depth_mm"][k] = metres_to_millimetres(depth_m)
     return out
 
 
@@ -227,7 +228,7 @@ def load_nyuv2(cfg: dict) -> dict[str, FrameSet]:
     """The cached splits as FrameSets (build_nyuv2 must have run)."""
     folder = cache_dir(cfg)
     size = [int(x) for x in cfg["preprocess"]["rgb"]["size"]]
-    k = np.asarray(scaled_intrinsics(RGB_INTRINSICS, tuple(size)), np.float32)
+    k = Intrinsics.from_row(np.asarray(scaled_intrinsics(RGB_INTRINSICS, tuple(size)), np.float32), size[1], size[0])
     out = {}
     for name in SPLITS:
         path = folder / f"{name}.npz"
@@ -239,7 +240,7 @@ def load_nyuv2(cfg: dict) -> dict[str, FrameSet]:
                 from None
         n = len(arrays["rgb"])
         out[name] = FrameSet(rgb=arrays["rgb"], depth_mm=arrays.get("depth_mm"), labels=arrays.get("labels"),
-                             intrinsics=np.repeat(k[None], n, axis=0), name=name)
+                             intrinsics=[k] * n, name=name)
     return out
 
 

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
+from mke.runtime.depth_units import metres_to_millimetres
 from mke.runtime.errors import MkeError
 from mke.runtime.preprocess import resize_image
 from mke.runtime.sim.classes import CLASS_COLORS, CLASS_NAMES
@@ -24,12 +25,6 @@ NEEDS = {"labeled": ("mask",), "unlabeled": ("depth",), "test": ("depth", "mask"
 SUP = "MM student (sup)"
 
 
-
-
-def depth_mm(depth_m: np.ndarray) -> np.ndarray:
-    """float metres (0 = invalid) → uint16 millimetres; beyond 65.535 m is invalid too."""
-    mm = np.rint(np.nan_to_num(np.asarray(depth_m, np.float64), nan=0.0, posinf=0.0, neginf=0.0) * 1000.0)
-    return np.where((mm > 0) & (mm <= 65535), mm, 0).astype(np.uint16)
 
 
 def source(cfg: dict) -> str:
@@ -94,7 +89,7 @@ def manifest_frames(manifest, split: str, size) -> FrameSet:
                            "set preprocess.rgb.size to resize them")
         rgb.append(resize_image(sample.rgb, size, nearest=False))
         if keep_depth:
-            depth.append(depth_mm(resize_image(sample.depth_m, size, nearest=True)))
+            depth.append(metres_to_millimetres(resize_image(sample.depth_m, size, nearest=True).astype(np.float64)))
         if keep_labels:
             labels.append(resize_image(sample.labels, size, nearest=True))
     return FrameSet(rgb=np.stack(rgb), depth_mm=np.stack(depth) if keep_depth else None,

@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from mke.runtime.camera import Intrinsics
 from mke.runtime.errors import MkeError
 from mke.runtime.preprocess import check_depth, preprocess_depth, preprocess_rgb
 from mke.train.augment import augment_batch
@@ -31,7 +32,7 @@ class FrameSet:
     rgb: np.ndarray                        # (N, H, W, 3) uint8, RGB order
     depth_mm: np.ndarray | None = None     # (N, H, W) uint16 millimetres, 0 = invalid
     labels: np.ndarray | None = None       # (N, H, W) uint8 class ids, 255 = void
-    intrinsics: np.ndarray | None = None   # (N, 4) fx, fy, cx, cy of the colour camera, in pixels
+    intrinsics: list[Intrinsics] | None = None  # per frame, of its colour camera (depth is aligned to it)
     up: np.ndarray | None = None           # (N, 3) "up" in camera coordinates (for HHA), if known
     name: str = "frames"
 
@@ -86,7 +87,7 @@ class RGBDSegmentationTask(Task):
             depth = []
             for i, d in enumerate(frames.depth_mm):
                 check_depth(d, f"{frames.name} depth frame {i}")
-                k = None if frames.intrinsics is None else dict(zip(("fx", "fy", "cx", "cy"), frames.intrinsics[i]))
+                k = None if frames.intrinsics is None else frames.intrinsics[i]
                 up = None if frames.up is None else frames.up[i]
                 depth.append(preprocess_depth(d, pre["depth"], k, up))
             inputs["depth"] = torch.from_numpy(np.stack(depth))

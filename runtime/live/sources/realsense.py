@@ -17,7 +17,9 @@ from mke.runtime.errors import MkeError
 from mke.runtime.live.frame import LiveFrame, Status
 from mke.runtime.live.sources.base import Source
 from mke.runtime.live.sources.discovery import NO_CAMERA_HINT, found_summary
-from mke.runtime.sensors.realsense_recording import _import_rs, _to_millimetres, _to_rgb, read_recording
+from mke.runtime.camera import Intrinsics
+from mke.runtime.depth_units import units_to_millimetres
+from mke.runtime.sensors.realsense_recording import _import_rs, _to_rgb, read_recording
 
 D435_COLOR = (640, 480)
 D435_DEPTH = (848, 480)
@@ -32,10 +34,6 @@ def pick_resolution(available: list[tuple[int, int, int]], want: tuple[int, int]
     same_aspect = [(w, h) for w, h in covering if w * want[1] == h * want[0]]
     pool = same_aspect if keep_aspect and same_aspect else covering
     return min(pool, key=lambda size: size[0] * size[1]) if pool else default
-
-
-def _intrinsics_dict(intr) -> dict:
-    return {"fx": float(intr.fx), "fy": float(intr.fy), "cx": float(intr.ppx), "cy": float(intr.ppy)}
 
 
 class RealSenseReplay(Source):
@@ -71,8 +69,7 @@ class RealSenseReplay(Source):
         if self._t0 is None:
             self._t0 = stamp
         frame = LiveFrame(index=self._index, timestamp_s=stamp, arrival_s=time.monotonic(), rgb=rec.rgb,
-                          depth=rec.depth_mm, intrinsics={"fx": rec.color_intrinsics.fx, "fy": rec.color_intrinsics.fy,
-                                                          "cx": rec.color_intrinsics.ppx, "cy": rec.color_intrinsics.ppy})
+                          depth=rec.depth_mm, intrinsics=rec.color_intrinsics)
         self._index += 1
         return Status.OK, frame
 
@@ -98,7 +95,7 @@ class RealSenseCamera(Source):
         self.name = f"realsense camera{f' {serial}' if serial else ''}"
         self._pipeline = self._align = None
         self._scale = 0.001
-        self._intrinsics: dict | None = None
+        self._intrinsics: Intrinsics | None = None
         self._record_tmp: Path | None = None
         self._index = 0
 
@@ -151,7 +148,7 @@ class RealSenseCamera(Source):
             raise MkeError(f"RealSense {serial} would not start colour {cw}x{ch} + depth {dw}x{dh} at {self.fps} FPS: "
                            f"{exc}") from None
         self._scale = float(profile.get_device().first_depth_sensor().get_depth_scale())
-        self._intrinsics = _intrinsics_dict(profile.get_stream(rs.stream.color).as_video_stream_profile().get_intrinsics())
+        self._intrinsics = Intrinsics.from_rs(profile.get_stream(rs.stream.color).as_video_stream_profile().get_intrinsics())
         self._pipeline, self._align, self._rs = pipeline, rs.align(rs.stream.color), rs
         self.name = f"realsense camera {serial} (colour {cw}x{ch}, depth {dw}x{dh} @ {self.fps})"
 
@@ -168,7 +165,7 @@ class RealSenseCamera(Source):
 
             frame = LiveFrame(index=self._index, timestamp_s=time.monotonic(), arrival_s=time.monotonic(),
                               rgb=_to_rgb(self._rs, Path(self.name), colour),
-                              depth=_to_millimetres(np.asanyarray(depth.get_data()), self._scale),
+                              depth=units_to_millimetres(np.asanyarray(depth.get_data()), self._scale),
                               intrinsics=self._intrinsics)
         except RuntimeError:  # the SDK's way of saying the device went away
             return Status.ERROR, None

@@ -45,9 +45,8 @@ class SimCamera(Source):
         due = self._start + self._index / self.fps
         if self.live:
             time.sleep(max(0.0, due - time.monotonic()))
-        k = frame.intrinsics
         live = LiveFrame(index=self._index, timestamp_s=self._index / self.fps, arrival_s=time.monotonic(),
-                         rgb=frame.rgb, depth=frame.depth, intrinsics={"fx": k.fx, "fy": k.fy, "cx": k.cx, "cy": k.cy},
+                         rgb=frame.rgb, depth=frame.depth, intrinsics=frame.intrinsics,
                          up=frame.up)
         self._index += 1
         return Status.OK, live

@@ -10,7 +10,8 @@ rs = pytest.importorskip("pyrealsense2")
 from mke.runtime.cli import main  # noqa: E402
 from mke.runtime.live.sources.discovery import realsense_devices  # noqa: E402
 from mke.runtime.live.sources.realsense import pick_resolution  # noqa: E402
-from mke.runtime.sensors.realsense_recording import Intrinsics, write_recording  # noqa: E402
+from mke.runtime.camera import Intrinsics  # noqa: E402
+from mke.runtime.sensors.realsense_recording import write_recording  # noqa: E402
 
 NEAR_MM, FAR_MM = 500, 5000   # the tiny model calls near depth "floor" and far depth "wall"
 
@@ -32,7 +33,7 @@ def read_jsonl(path):
 
 @pytest.fixture(scope="module")
 def small_recording(tmp_path_factory):
-    color = Intrinsics(width=160, height=120, fx=140.0, fy=140.0, ppx=79.5, ppy=59.5)
+    color = Intrinsics(width=160, height=120, fx=140.0, fy=140.0, cx=79.5, cy=59.5)
     return write_recording(tmp_path_factory.mktemp("rec") / "small.db3", split_depth_frames(12, color, (120, 160)),
                            color_intrinsics=color, compress=False)
 
@@ -61,8 +62,8 @@ def test_replay_through_the_sdk_gives_every_frame_and_the_depth_reaches_the_mode
 
 
 def test_d435_default_profile_is_aligned_to_colour_and_resized_for_the_model(rgbd_onnx, tmp_path):
-    color = Intrinsics(width=640, height=480, fx=615.0, fy=615.0, ppx=319.5, ppy=239.5)
-    depth = color.for_size(848, 480)   # the depth camera sees wider, as a D435's does
+    color = Intrinsics(width=640, height=480, fx=615.0, fy=615.0, cx=319.5, cy=239.5)
+    depth = color.for_sensor(848, 480)   # the depth camera sees wider, as a D435's does
     path = write_recording(tmp_path / "d435.db3", split_depth_frames(4, color, (480, 848)), color_intrinsics=color,
                            depth_intrinsics=depth, compress=False)
     code = main([str(rgbd_onnx), "--replay", str(path), "--fast", "--headless", "--jsonl", str(tmp_path / "p.jsonl"),
