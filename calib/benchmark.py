@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
-import onnxruntime as ort
 
 from mke.calib.samples import model_inputs
 from mke.runtime.errors import MkeError
-from mke.runtime.timing import Latency, interleaved_latency, ort_session_options
+from mke.runtime.onnxrt import ort_session
+from mke.runtime.timing import Latency, interleaved_latency
 
 
 def random_inputs(model: str | os.PathLike, seed: int = 0, batch: int = 1) -> dict[str, np.ndarray]:
@@ -48,12 +48,11 @@ def benchmark_onnx(paths: Sequence[str | os.PathLike], inputs: Mapping[str, np.n
     keys = [str(p) for p in paths]
     if len(set(keys)) != len(keys):
         raise MkeError("benchmark_onnx got the same model twice; pass each path once")
-    opts = ort_session_options(threads, spinning)
     sessions = []
     for p in keys:
         if not Path(p).is_file():
             raise MkeError(f"{p}: no such ONNX model to benchmark")
-        sessions.append(ort.InferenceSession(p, opts, providers=["CPUExecutionProvider"]))
+        sessions.append(ort_session(p, threads, spinning=spinning))
     feed = dict(inputs) if inputs is not None else random_inputs(keys[0])
     for key, sess in zip(keys, sessions):
         wanted = {i.name for i in sess.get_inputs()}

@@ -41,6 +41,13 @@ class ModelInput:
     def batch(self) -> int | None:
         return self.shape[0] if self.shape else None
 
+    @property
+    def shape_text(self) -> str:
+        """"(?, 3, 48, 64)": the shape as messages print it (the runners' way), "?" for a dynamic dimension."""
+        from mke.runtime.live.backends.base import format_shape
+
+        return format_shape(self.shape)
+
 
 def model_inputs(model) -> dict[str, ModelInput]:
     """The real inputs of an ONNX model (a path or a ModelProto), initializers left out."""
@@ -60,15 +67,15 @@ def model_inputs(model) -> dict[str, ModelInput]:
 
 
 def load_onnx(path, load_external_data: bool = True):
-    """An ONNX model from `path`, or an MkeError saying why not."""
+    """An ONNX model from `path`, or an MkeError saying why not (the wording of every ONNX reader here)."""
     import onnx
 
     try:
         return onnx.load(str(path), load_external_data=load_external_data)
     except FileNotFoundError:
-        raise MkeError(f"{path}: no such ONNX model") from None
-    except Exception as exc:
-        raise MkeError(f"{path}: not a readable ONNX model ({exc.__class__.__name__}: {exc})") from None
+        raise MkeError(f"ONNX model file {path} does not exist") from None
+    except Exception as exc:  # protobuf's DecodeError and friends for files that are not ONNX
+        raise MkeError(f"{path} is not a readable ONNX model ({exc.__class__.__name__}: {str(exc)[:200]})") from None
 
 
 def sample_count(samples: Samples, source: str = "calibration data") -> int:

@@ -15,12 +15,12 @@ from typing import Mapping
 
 import numpy as np
 import onnx
-import onnxruntime as ort
 
 from mke.calib.qdq_edit import activation_fn, folded_activations
 from mke.calib.reader import NpzCalibrationReader, as_samples
 from mke.calib.samples import load_onnx
 from mke.runtime.errors import MkeError
+from mke.runtime.onnxrt import ort_session
 
 _SKIP = ("QuantizeLinear", "DequantizeLinear", "Constant")
 
@@ -91,10 +91,8 @@ def _run_with_outputs(model: onnx.ModelProto, names: list[str], batches: list[di
     for name in names:
         if name not in present:
             model.graph.output.append(onnx.helper.make_tensor_value_info(name, onnx.TensorProto.FLOAT, None))
-    opts = ort.SessionOptions()
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
-    opts.log_severity_level = 3
-    sess = ort.InferenceSession(model.SerializeToString(), opts, providers=["CPUExecutionProvider"])
+    sess = ort_session(model.SerializeToString(), optimize=False,
+                       name=f"graph '{model.graph.name}' (probed tensors as outputs)")
     values: dict[str, list[np.ndarray]] = {n: [] for n in names}
     for feed in batches:
         for name, value in zip(names, sess.run(names, feed)):

@@ -16,7 +16,8 @@ examples:
 
 Every artifact is checked against the PyTorch model on the run's test split (FP32 logits within
 1e-4, FP16 within 0.2 points of the metric, INT8 within --budget) and timed beside it. The table
-is written to OUT/export_report.md and OUT/export_report.json.
+is written to OUT/export_report.md and OUT/export_report.json; the .md ends with the mke-live
+commands that run the student on the sources its task declares (its recording first, if any).
 """
 
 

@@ -4,7 +4,6 @@ test split and benchmarked beside it, then a report in the manner of `yolo bench
 """
 from __future__ import annotations
 
-import shutil
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -155,10 +154,10 @@ def int8_artifacts(rm: RunModel, ctx: RunContext, fp32: Artifact, opts: Options,
 
 
 def _trt_predict(engine: Path, split, names: list[str]) -> torch.Tensor:
-    from mke.export.tensorrt_build import TrtRunner
+    from mke.export.tensorrt_build import engine_runner
 
     outs = []
-    with TrtRunner(engine) as runner:
+    with engine_runner(engine) as runner:
         for i in range(len(split)):
             feed = {m: split.inputs[m][i:i + 1].numpy() for m in names}
             outs.append(torch.from_numpy(next(iter(runner.infer(feed).values())).astype("float32")))
@@ -258,13 +257,18 @@ def markdown_table(report: dict) -> str:
     return "\n".join(lines)
 
 
-def how_to_run(report: dict) -> str:
-    """The commands that run each artifact live (mke-live picks the backend from the file)."""
+def how_to_run(report: dict, ctx: RunContext) -> str:
+    """The commands that run each student artifact live, as the task prints them (mke-live picks the
+    backend from the file); a task whose inputs no live source gives says so instead."""
     lines = ["## Run them live", ""]
     for a in report["artifacts"]:
         if a["model"] == "student" and a["status"] == "ok":
-            sensor = "--sensor realsense" if report["task"] in ("rgbd", "nyuv2") else "--sensor files"
-            lines.append(f"- {a['precision']} ({a['runtime']}): `mke-live {a['path']} {sensor}`")
+            commands = ctx.task.live_commands(ctx.cfg, a["path"])
+            if not commands:
+                inputs = ", ".join(next(rm.spec.input_names for rm in ctx.models if rm.name == "student"))
+                return "\n".join(lines + [f"No mke-live source gives what these models take ({inputs}); "
+                                           "run the files with ONNX Runtime or TensorRT directly."])
+            lines.append(f"- {a['precision']} ({a['runtime']}): " + " or ".join(f"`{c}`" for c in commands))
     return "\n".join(lines)
 
 
@@ -291,7 +295,7 @@ def export_run(run_dir: str | Path, opts: Options, log=print) -> dict:
               "machine": {"threads": opts.threads or torch.get_num_threads()},
               "seconds": round(time.perf_counter() - started, 1)}
     write_json(opts.out / "export_report.json", report)
-    sections = [f"# Export of {ctx.run.root}", "", markdown_table(report), "", how_to_run(report), ""]
+    sections = [f"# Export of {ctx.run.root}", "", markdown_table(report), "", how_to_run(report, ctx), ""]
     sections += [r.to_markdown().replace("# TensorRT readiness", "## TensorRT readiness") for r in checks.values()]
     write_text(opts.out / "export_report.md", "\n".join(sections))
     return report

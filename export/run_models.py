@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import datetime
-import json
 import platform
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,8 +10,7 @@ import torch
 
 from mke.runtime.errors import MkeError
 from mke.runtime.spec import ModelSpec, OutputSpec
-from mke.train.config import load_yaml
-from mke.train.pipeline import RunDir, load_model, read_json, run_context
+from mke.train.runs import RunDir, headline_student, load_model, open_run, read_json, task_and_data
 
 STUDENT = "MM student"
 
@@ -35,13 +33,10 @@ class RunContext:
 
 
 def _student_checkpoint(run: RunDir, cfg: dict, seed: int) -> Path:
+    ckpt = headline_student(run, cfg, seed, STUDENT)
+    if ckpt is not None:
+        return ckpt
     h = cfg["report"]["headline"]
-    wanted = [STUDENT, h["regularization"], h["strength"]]
-    for result in sorted((run.seed_dir(seed) / "students").glob("*.json")):
-        if wanted in (read_json(result) or {}).get("cells", []):
-            ckpt = result.with_suffix(".pt")
-            if ckpt.is_file():
-                return ckpt
     raise MkeError(f"{run.root} has no '{STUDENT}' ({h['regularization']}, {h['strength']}) checkpoint for seed {seed}; "
                    f"finish it with mke-train (the same command resumes) or pick another --seed")
 
@@ -49,7 +44,7 @@ def _student_checkpoint(run: RunDir, cfg: dict, seed: int) -> Path:
 def build_spec(cfg: dict, task, meta: dict, checkpoint: Path, run_root: Path, metrics: dict | None) -> ModelSpec:
     inputs = [task.input_spec(cfg, m) for m in meta["modalities"]]
     k = len(meta["classes"])
-    out_shape = [1, k] + (list(inputs[0].shape[2:]) if task.kind == "segmentation" else [])
+    out_shape = task.output_shape(inputs, k)
     result = None
     if metrics:
         for r in metrics.get("results", []):
@@ -71,17 +66,14 @@ def build_spec(cfg: dict, task, meta: dict, checkpoint: Path, run_root: Path, me
 def load_run(run_dir: str | Path, seed: int | None = None) -> RunContext:
     """The run's config, task, data and its teacher and student models for `seed` (default: the
     report's example seed)."""
-    run = RunDir(Path(run_dir))
-    if not run.config.is_file():
-        raise MkeError(f"{run.root} is not an mke-train run (no config.yaml there)")
-    cfg = load_yaml(run.config)
-    seed = cfg["report"].get("example_seed", 0) if seed is None else seed
+    run, cfg = open_run(run_dir)
+    seed = cfg["report"]["example_seed"] if seed is None else seed
     if not 0 <= seed < int(cfg["seeds"]):
         raise MkeError(f"--seed {seed} is not one of the run's seeds 0..{int(cfg['seeds']) - 1}")
     if not run.teacher(seed).is_file():
         raise MkeError(f"{run.root} has no teacher checkpoint for seed {seed} ({run.teacher(seed)})")
     student = _student_checkpoint(run, cfg, seed)
-    _, task, data = run_context(json.dumps(cfg, sort_keys=True))
+    task, data = task_and_data(cfg)
     metrics = read_json(run.metrics)
     models = []
     for name, path in (("teacher", run.teacher(seed)), ("student", student)):

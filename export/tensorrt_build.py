@@ -19,13 +19,14 @@ from typing import Mapping
 
 import numpy as np
 
+from mke.calib.samples import load_onnx, model_inputs
 from mke.runtime.engine_file import PRECISIONS, engine_name, gpu_slug, write_engine
 from mke.runtime.errors import MkeError
 from mke.runtime.fileio import atomic_path, file_sha256
-from mke.runtime.live.backends.tensorrt import PycudaMemory, TrtRunner as RuntimeTrtRunner, capturing_logger
-from mke.runtime.live.backends.tensorrt import gpu_info as runtime_gpu_info, gpu_via_cuda_python, gpu_via_pycuda
-from mke.runtime.live.backends.tensorrt import has_module, import_tensorrt as runtime_import_tensorrt
+from mke.runtime.onnxrt import ort_session
 from mke.runtime.spec import ModelSpec
+from mke.runtime.tensorrt import RUNTIME_PROBES, PycudaMemory, TrtRunner, capturing_logger, has_module
+from mke.runtime.tensorrt import gpu_info as runtime_gpu_info, import_tensorrt as runtime_import_tensorrt
 
 log = logging.getLogger("mke.export.tensorrt")
 
@@ -76,7 +77,7 @@ def import_tensorrt():
 
 def gpu_info(device: int = 0) -> tuple[str, str]:
     """(device name, compute capability "8.7") via pycuda, cuda-python or torch, whichever works here."""
-    return runtime_gpu_info(device, probes=(gpu_via_pycuda, gpu_via_cuda_python, _gpu_via_torch))
+    return runtime_gpu_info(device, probes=RUNTIME_PROBES + (_gpu_via_torch,))
 
 
 def _gpu_via_torch(device: int):
@@ -89,24 +90,12 @@ def _gpu_via_torch(device: int):
 
 
 def onnx_facts(onnx_path: str | Path) -> dict:
-    """What the engine header needs from the ONNX file: its spec, hash, inputs and whether it has Q/DQ."""
-    import onnx
-
+    """What the engine header needs from the ONNX file: its spec, hash, inputs (-1 for a dynamic
+    dimension) and whether it has Q/DQ."""
     path = Path(onnx_path)
-    if not path.is_file():
-        raise MkeError(f"ONNX file {path} does not exist")
-    try:
-        proto = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # onnx raises DecodeError and friends for files that are not ONNX
-        raise MkeError(f"{path} is not a readable ONNX model ({exc.__class__.__name__}: {str(exc)[:200]})") from None
+    proto = load_onnx(path, load_external_data=False)
     meta = {p.key: p.value for p in proto.metadata_props}
-    initializers = {i.name for i in proto.graph.initializer}
-    inputs = {}
-    for value in proto.graph.input:
-        if value.name in initializers:
-            continue
-        dims = value.type.tensor_type.shape.dim
-        inputs[value.name] = [d.dim_value if d.HasField("dim_value") else -1 for d in dims]
+    inputs = {name: [-1 if d is None else d for d in i.shape] for name, i in model_inputs(proto).items()}
     return {"spec": meta.get(SPEC_KEY), "sha256": file_sha256(path), "inputs": inputs,
             "qdq": any(n.op_type in QDQ_OPS for n in proto.graph.node)}
 
@@ -259,21 +248,21 @@ def _save_timing_cache(config, path: Path) -> None:
 
 # --- running an engine, to verify it against ONNX Runtime or PyTorch -------------------------------------------
 
-class TrtRunner(RuntimeTrtRunner):
-    """The runtime's TensorRT runner (`mke.runtime.live.backends.tensorrt`), with device memory from
-    pycuda or, where pycuda is absent, from torch CUDA tensors (a workstation that has torch)."""
+def engine_runner(engine_path: str | Path, device: int = 0) -> TrtRunner:
+    """The runtime's TensorRT runner (`mke.runtime.tensorrt.TrtRunner`) as a workstation runs it: this
+    module's "where to build" message, the GPU identified by pycuda, cuda-python or torch, and device
+    memory from pycuda or, where pycuda is absent, from torch CUDA tensors."""
+    return TrtRunner(engine_path, device, tensorrt=import_tensorrt, gpu=gpu_info, memory=_memory_pool)
 
-    def _import_tensorrt(self):
-        return import_tensorrt()
 
-    def _gpu_info(self) -> tuple[str, str]:
-        return gpu_info(self.device)
-
-    def _memory_pool(self):
-        return PycudaMemory(self.device) if has_module("pycuda") else _TorchMemory(self.device)
+def _memory_pool(device: int):
+    return PycudaMemory(device) if has_module("pycuda") else _TorchMemory(device)
 
 
 class _TorchMemory:
+    """TensorRT's buffers as torch CUDA tensors on one torch stream: `PycudaMemory`'s methods, for a
+    workstation that has torch and no pycuda."""
+
     def __init__(self, device: int):
         import torch
 
@@ -286,7 +275,7 @@ class _TorchMemory:
 
     def upload(self, tensor, array: np.ndarray) -> None:
         with self._torch.cuda.stream(self._stream):
-            tensor.copy_(self._torch.from_numpy(array))  # TrtRunner.infer made it contiguous
+            tensor.copy_(self._torch.from_numpy(array))  # TrtRunner made it contiguous
 
     def empty(self, shape, dtype):
         torch_dtype = self._torch.from_numpy(np.empty(0, dtype)).dtype
@@ -330,11 +319,9 @@ def compare_outputs(actual: Mapping[str, np.ndarray], expected: Mapping[str, np.
 def verify_engine(engine_path: str | Path, onnx_path: str | Path, feeds: Mapping[str, np.ndarray], *,
                   atol: float = 1e-2, rtol: float = 1e-2) -> dict:
     """Run the engine and ONNX Runtime (CPU) on the same inputs; compare_outputs' report, per output."""
-    import onnxruntime as ort
-
-    session = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
+    session = ort_session(onnx_path)
     names = [o.name for o in session.get_outputs()]
     expected = dict(zip(names, session.run(names, dict(feeds))))
-    with TrtRunner(engine_path) as runner:
+    with engine_runner(engine_path) as runner:
         actual = runner.infer(feeds)
     return compare_outputs(actual, expected, atol=atol, rtol=rtol)

@@ -30,7 +30,7 @@ import numpy as np
 
 from mke.calib.graph_index import GraphIndex
 from mke.calib.qdq_check import qdq_node_problems
-from mke.runtime.errors import MkeError
+from mke.calib.samples import load_onnx, model_inputs
 
 OPSET_MIN, OPSET_MAX = 9, 20
 SOURCE_OPS = "onnx/onnx-tensorrt docs/operators.md, tag 10.1-GA"
@@ -147,16 +147,7 @@ class Report:
 def check_onnx(path: str | Path, dla: bool = False, batch: tuple[int, int, int] | None = None) -> Report:
     """Check an ONNX file for TensorRT 10 (and its DLA with `dla=True`); `batch` is the profile mke-export
     would build with for a dynamic batch, (min, opt, max)."""
-    import onnx
-
-    path = Path(path)
-    if not path.is_file():
-        raise MkeError(f"ONNX file {path} does not exist")
-    try:
-        model = onnx.load(str(path), load_external_data=False)
-    except Exception as exc:  # protobuf DecodeError and friends
-        raise MkeError(f"{path} is not a readable ONNX model ({exc.__class__.__name__}: {str(exc)[:200]})") from None
-    return check_model(model, str(path), dla=dla, batch=batch)
+    return check_model(load_onnx(path, load_external_data=False), str(path), dla=dla, batch=batch)
 
 
 def check_model(model, path: str = "<model>", *, dla: bool = False,
@@ -201,26 +192,23 @@ def _check_opset(graph: GraphIndex, add) -> None:
 
 
 def _check_inputs(graph: GraphIndex, add, dla: bool, batch) -> None:
-    for value in graph.model.graph.input:
-        if value.name in graph.initializers:
-            continue
-        dims = value.type.tensor_type.shape.dim
-        shape = [d.dim_value if d.HasField("dim_value") else (d.dim_param or "?") for d in dims]
-        dynamic = [i for i, d in enumerate(shape) if not isinstance(d, int) or d <= 0]
+    for name, value in model_inputs(graph.model).items():
+        shape = value.shape_text
+        dynamic = [i for i, d in enumerate(value.shape) if d is None or d <= 0]
         if dynamic and dynamic != [0]:
-            _finding(add, "warning", "dynamic-shape", f"input '{value.name}' {shape} has dynamic dimensions beyond "
+            _finding(add, "warning", "dynamic-shape", f"input '{name}' {shape} has dynamic dimensions beyond "
                      f"the batch: mke-export profiles only the batch; export with a fixed size")
         elif dynamic and batch is None:
-            _finding(add, "warning", "dynamic-shape", f"input '{value.name}' {shape} has a dynamic batch and no "
+            _finding(add, "warning", "dynamic-shape", f"input '{name}' {shape} has a dynamic batch and no "
                      f"optimization profile was given: build with batch=(min, opt, max)")
         elif dynamic:
-            _finding(add, "info", "dynamic-shape", f"input '{value.name}' {shape}: dynamic batch, profile "
+            _finding(add, "info", "dynamic-shape", f"input '{name}' {shape}: dynamic batch, profile "
                      f"min/opt/max = {tuple(batch)}")
         if dla and dynamic and not (dynamic == [0] and batch is not None and len(set(batch)) == 1):
-            _finding(add, "warning", "dla-fallback", f"input '{value.name}' {shape} is dynamic: DLA needs static "
+            _finding(add, "warning", "dla-fallback", f"input '{name}' {shape} is dynamic: DLA needs static "
                      f"shapes (a profile with min = opt = max), or the network runs on the GPU")
-        if dla and any(isinstance(d, int) and d > DLA_MAX_DIM for d in shape[1:]):
-            _finding(add, "warning", "dla-fallback", f"input '{value.name}' {shape} has a dimension above "
+        if dla and any(d is not None and d > DLA_MAX_DIM for d in value.shape[1:]):
+            _finding(add, "warning", "dla-fallback", f"input '{name}' {shape} has a dimension above "
                      f"{DLA_MAX_DIM}, DLA's limit for non-batch dimensions")
 
 

@@ -2,21 +2,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 
+from mke.runtime.onnxrt import ort_session  # noqa: F401  (mke.export's CPU sessions: the one factory)
 from mke.train.data import Split
 from mke.train.metrics import class_ids, score
-
-
-def ort_session(path: str | Path, threads: int = 0):
-    import onnxruntime as ort
-
-    from mke.runtime.timing import ort_session_options
-
-    return ort.InferenceSession(str(path), ort_session_options(threads), providers=["CPUExecutionProvider"])
 
 
 def ort_predict(session, split: Split, names: list[str], batch: int = 1) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""`mke-live`: stream a sensor (RealSense RGB-D, camera + microphone, a recording) into the student."""
+"""`mke-live`: stream a source chosen by URI (`--input realsense://`, a recording, a camera, `sim://`;
+`--audio mic://`) into the student."""
 from __future__ import annotations
 
 import argparse
@@ -10,43 +11,77 @@ from pathlib import Path
 from mke.runtime.errors import MkeError
 
 EPILOG = """examples:
-  mke-live student.onnx --replay data/cache/rgbd-*/replay.db3 --headless --save out.mp4 --jsonl predictions.jsonl
-  mke-live student.onnx --sensor realsense                    # the first RealSense camera, overlay window
-  mke-live student.onnx --sensor sim --headless --frames 300   # no hardware at all
-  mke-live av.onnx --sensor camera --camera 0 --mic            # webcam + default microphone
-  mke-live student.onnx --replay rec.db3 --fast --loop --benchmark
+  mke-live student.onnx --input data/cache/rgbd-*/replay.db3 --headless --save out.mp4 --jsonl predictions.jsonl
+  mke-live student.onnx --input realsense://                 # the first RealSense camera, overlay window
+  mke-live student.onnx --input 'sim://?seed=3' --headless --frames 300   # no hardware at all
+  mke-live av.onnx --input v4l2:///dev/video0 --audio mic://  # webcam + default microphone
+  mke-live av.onnx --input csi://0 --audio mic://2            # a Jetson CSI camera + the second microphone
+  mke-live student.onnx --input 'file://rec.db3?loop=1' --benchmark     # quote a URI with ? or & in a shell
+
+{sources}
+
+The source flags of earlier versions (--sensor, --serial, --replay, --record, --loop, --camera, --video,
+--sim-seed, --mic, --mic-rate, --mic-channels, --wav) still work: they are aliases that build these URIs
+(each one's help above says which), e.g. --replay rec.db3 --loop = --input 'file://rec.db3?loop=1'.
 
 exit status: 0 the stream ended, the frame limit was reached or it was interrupted (Ctrl-C);
 2 bad options, model or input; 3 the device was lost (after --retries); 4 the model kept failing.
 docs/live.md explains every option."""
 
 
+def _epilog() -> str:
+    """EPILOG with the registered sources: what each URI gives (`--list-inputs` adds their options)."""
+    from mke.runtime.live.sources import registered_sources
+
+    entries = registered_sources()
+    width = max(len(e.form) for e in entries)
+    lines = ["sources (mke-live --list-inputs adds what each is and its options):"]
+    for role in ("input", "audio"):
+        lines += [f"  --{role} {e.form:<{width}}  {', '.join(sorted(e.modalities))}"
+                  for e in entries if e.role == role]
+    return EPILOG.format(sources="\n".join(lines))
+
+
 def build_parser() -> argparse.ArgumentParser:
+    from mke.runtime.live.backends import backend_names
+    from mke.runtime.live.sources.aliases import SENSORS
+
     p = argparse.ArgumentParser(
-        prog="mke-live", epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        prog="mke-live", epilog=_epilog(), formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Run an exported MKE student live on a robot: RealSense RGB-D, camera + microphone, a "
                     "recording or the built-in simulator, with an overlay window or headless outputs.")
-    p.add_argument("model", type=Path, help="an exported model (.onnx, or a TensorRT .engine from mke-export)")
+    p.add_argument("model", type=Path, nargs="?",
+                   help="an exported model (.onnx, or a TensorRT .engine from mke-export)")
     src = p.add_argument_group("source")
-    src.add_argument("--sensor", choices=["realsense", "camera", "files", "sim"],
-                     help="the live source (default: realsense when --replay is given)")
-    src.add_argument("--serial", help="realsense: the camera's serial number (default: the first camera)")
-    src.add_argument("--replay", type=Path, help="realsense: play a recording (.db3, or .bag from older SDKs)")
-    src.add_argument("--record", type=Path, help="realsense: also save the camera's streams to this .db3")
-    src.add_argument("--loop", action="store_true", help="realsense --replay: start again at the end")
-    src.add_argument("--camera", help="camera: device index (0), device path (/dev/video0), stream URL or video file")
-    src.add_argument("--video", type=Path, help="files: the video file")
-    src.add_argument("--wav", type=Path, help="a WAV file beside the video or recording (its start = the first frame)")
-    src.add_argument("--mic", nargs="?", const="default",
-                     help="capture a microphone beside the frames (optional device name or index)")
-    src.add_argument("--mic-rate", type=int, help="the microphone's sample rate in Hz (default: the device's)")
-    src.add_argument("--mic-channels", type=int, help="the microphone's channel count (default: up to 2)")
-    src.add_argument("--sim-seed", type=int, help="sim: the first room's seed (default 0)")
+    src.add_argument("--input", metavar="URI",
+                     help="where the frames come from: realsense://[SERIAL], file://REC.db3, v4l2:///dev/video0, "
+                          "csi://0, rtsp://…, a video file, sim://?seed=N (the full list below)")
+    src.add_argument("--audio", metavar="URI",
+                     help="sound beside the frames: mic://[DEVICE] or file://X.wav (each frame gets the window of "
+                          "audio that ends at it)")
+    src.add_argument("--list-inputs", action="store_true", help="list the sources, what each gives and its options")
     src.add_argument("--fast", action="store_true",
                      help="recordings, files and sim as fast as the model takes them (every frame, none dropped) "
                           "instead of at their own pace")
+    alias = p.add_argument_group("aliases of --input / --audio", "the source flags of earlier versions, kept: each "
+                                 "builds the URI shown")
+    alias.add_argument("--sensor", choices=list(SENSORS),
+                       help="--input realsense:// | v4l2://… | file://VIDEO | sim:// "
+                            "(default: realsense when --replay is given, files when --video is)")
+    alias.add_argument("--serial", help="--sensor realsense --serial S = --input realsense://S")
+    alias.add_argument("--replay", type=Path, help="--replay F = --input file://F (a .db3, or .bag from older SDKs)")
+    alias.add_argument("--record", type=Path, help="--sensor realsense --record F = --input realsense://?record=F")
+    alias.add_argument("--loop", action="store_true", help="--replay F --loop = --input file://F?loop=1")
+    alias.add_argument("--camera", help="--sensor camera --camera X = --input v4l2://X for an index (0) or "
+                                        "device path (/dev/video0); X itself for a URL; file://X for a video file")
+    alias.add_argument("--video", type=Path, help="--sensor files --video V = --input file://V")
+    alias.add_argument("--sim-seed", type=int, help="--sensor sim --sim-seed N = --input sim://?seed=N")
+    alias.add_argument("--wav", type=Path, help="--wav F = --audio file://F")
+    alias.add_argument("--mic", nargs="?", const="default", help="--mic [DEVICE] = --audio mic://[DEVICE]")
+    alias.add_argument("--mic-rate", type=int, help="--mic --mic-rate R = --audio mic://?rate=R")
+    alias.add_argument("--mic-channels", type=int, help="--mic --mic-channels C = --audio mic://?channels=C")
     run = p.add_argument_group("inference")
-    run.add_argument("--backend", choices=["onnxruntime", "onnxruntime-cpu", "onnxruntime-cuda", "tensorrt"],
+    run.add_argument("--backend", choices=backend_names(),
                      help="force a backend (default: by the model file's suffix; ONNX Runtime uses CUDA when it can)")
     run.add_argument("--threads", type=int, default=0, help="ONNX Runtime CPU threads (default: its own choice)")
     run.add_argument("--frames", type=int, help="stop after this many results (benchmark: frames per round)")
@@ -67,15 +102,15 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _check_args(args) -> None:
-    if args.sensor is None:
-        if args.replay:
-            args.sensor = "realsense"
-        elif args.video:
-            args.sensor = "files"
-        else:
-            raise MkeError("say which source to run on: --sensor realsense | camera | files | sim "
-                           "(or --replay FILE.db3)")
+def _check_args(args) -> tuple:
+    """Every option checked before a model is loaded or a file written; the (input, audio or None) sources
+    resolved from --input/--audio or their aliases."""
+    from mke.runtime.live.sources import resolve_source
+    from mke.runtime.live.sources.aliases import LegacyFlags, source_uris
+
+    input_uri, audio_uri = source_uris(args.input, args.audio,
+                                       LegacyFlags(**{name: getattr(args, name) for name in LegacyFlags.names()}))
+    sources = (resolve_source(input_uri, "input"), resolve_source(audio_uri, "audio") if audio_uri else None)
     if not 0.0 <= args.alpha <= 1.0:
         raise MkeError(f"--alpha is an opacity in 0..1, got {args.alpha}")
     for name in ("frames", "retries", "threads", "rounds"):
@@ -87,6 +122,7 @@ def _check_args(args) -> None:
         if args.save or args.jsonl:
             raise MkeError("--benchmark measures the pipeline without outputs: leave out --save and --jsonl")
         args.fast = True  # the source must not set the pace: it is read as fast as the pipeline takes it
+    return sources
 
 
 def _sinks(args, spec) -> list:
@@ -137,22 +173,23 @@ def _run(args) -> int:
     from mke.runtime.fileio import write_json
     from mke.runtime.live.backends import open_runner
     from mke.runtime.live.faults import FaultPlan, FaultySource
-    from mke.runtime.live.inputs import InputBuilder, audio_params
+    from mke.runtime.live.inputs import InputBuilder
     from mke.runtime.live.pipeline import EXIT_CODES, LivePipeline, PipelineOptions
-    from mke.runtime.live.sources import build_source
+    from mke.runtime.live.sources import SourceContext, open_input
 
     def log(msg: str) -> None:
         print(msg, file=sys.stderr, flush=True)
 
-    _check_args(args)
+    input_source, audio_source = _check_args(args)
     plan = FaultPlan.parse(args.inject_faults) if args.inject_faults else None
     runner = open_runner(args.model, args.backend, args.threads)
     try:
         spec = runner.spec
         builder = InputBuilder(spec, str(args.model))
+        context = SourceContext.for_model(spec, real_time=not args.fast)
 
         def make_source():
-            source = build_source(args, spec, audio_params(spec))
+            source = open_input(input_source, audio_source, context)
             builder.check_source(source, str(args.model))
             return FaultySource(source, plan) if plan else source
 
@@ -210,7 +247,15 @@ def _benchmark(args, make_source, runner, log, write_json) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.list_inputs:
+        from mke.runtime.live.sources import list_sources
+
+        print(list_sources())
+        return 0
+    if args.model is None:
+        parser.error("the following arguments are required: model")
     try:
         return _run(args)
     except MkeError as exc:

@@ -1,12 +1,16 @@
-"""The deterministic preprocessing of every model input, written once.
+"""The deterministic preprocessing of the image, depth, vector and waveform inputs, written once.
 
 Training, INT8 calibration and the robot all call these functions on the raw sensor arrays, so
 what a model sees live is exactly what it was trained on (train/serve skew is the classic bug of
 this kind of system). Training adds only random augmentation on top. Parameters are plain dicts,
-stored per input in the model spec (`InputSpec.preprocess`); each carries its `kind`.
+stored per input in the model spec (`InputSpec.preprocess`); each carries its `kind`, and missing
+ones take the defaults below. Each kind is registered, with its raw field, input shape and live
+hint, in `mke.runtime.modalities` (audio features: `mke.runtime.audio_features`);
+`preprocessor(params)` looks the function up there.
 
 Raw inputs: RGB as uint8 (H, W, 3) in RGB order; depth as uint16 (H, W) in millimetres with
-0 = invalid (the RealSense convention); audio as float (channels, samples) in −1..1. Outputs are float32, channels first, no batch dimension.
+0 = invalid (the RealSense convention); audio as float (channels, samples) in −1..1. Outputs are
+float32, channels first, no batch dimension.
 """
 from __future__ import annotations
 
@@ -17,9 +21,16 @@ import numpy as np
 from mke.runtime.camera import Intrinsics
 from mke.runtime.depth_units import millimetres_to_metres
 from mke.runtime.errors import MkeError
+from mke.runtime.modalities import get_modality
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+RGB_DEFAULTS = {"size": None, "mean": IMAGENET_MEAN, "std": IMAGENET_STD}  # size [h, w] in pixels; None = as given
+# max_m in metres; mean / std in metres (metric) or per HHA channel (one number for all three, or three)
+DEPTH_DEFAULTS = {"encoding": "metric", "size": None, "max_m": 10.0, "mean": 0.0, "std": 1.0}
+DEPTH_ENCODINGS = {"metric": 1, "hha": 3}  # encoding → channels
+VECTOR_DEFAULTS = {"mean": 0.0, "std": 1.0}
+WAVEFORM_DEFAULTS = {"sample_rate": 16000, "seconds": 1.0}  # Hz; the window's length in seconds
 
 
 def _halvings(shape: tuple[int, ...], size: tuple[int, int]) -> int:
@@ -54,11 +65,20 @@ def preprocess_rgb(rgb: np.ndarray, params: dict) -> np.ndarray:
         raise MkeError(f"RGB input must be uint8 (H, W, 3), got {rgb.dtype} {tuple(rgb.shape)}")
     # channels first while still uint8 (a quarter of the bytes to move), then the float steps in place:
     # the same operations in the same order as ((x / 255 - mean) / std), bit for bit, several times faster
-    img = np.ascontiguousarray(resize_image(rgb, params.get("size"), nearest=False).transpose(2, 0, 1)).astype(np.float32)
+    p = {**RGB_DEFAULTS, **params}
+    img = np.ascontiguousarray(resize_image(rgb, p["size"], nearest=False).transpose(2, 0, 1)).astype(np.float32)
     img *= 1.0 / 255.0
-    img -= np.asarray(params.get("mean", IMAGENET_MEAN), np.float32)[:, None, None]
-    img /= np.asarray(params.get("std", IMAGENET_STD), np.float32)[:, None, None]
+    img -= np.asarray(p["mean"], np.float32)[:, None, None]
+    img /= np.asarray(p["std"], np.float32)[:, None, None]
     return img
+
+
+def depth_encoding(params: dict) -> str:
+    """params["encoding"] (default "metric"), checked against DEPTH_ENCODINGS."""
+    encoding = params.get("encoding", DEPTH_DEFAULTS["encoding"])
+    if encoding not in DEPTH_ENCODINGS:
+        raise MkeError(f"depth encoding {encoding!r} is not one of {', '.join(DEPTH_ENCODINGS)}")
+    return encoding
 
 
 def check_depth(depth_mm: np.ndarray, source: str = "depth input") -> None:
@@ -76,27 +96,24 @@ def preprocess_depth(depth_mm: np.ndarray, params: dict, intrinsics: Intrinsics 
     gravity (see `hha_encode`); needs the intrinsics of `depth_mm`, and `up` when the camera is tilted.
     """
     check_depth(depth_mm)
-    depth = resize_image(depth_mm, params.get("size"), nearest=True)
+    p = {**DEPTH_DEFAULTS, **params}
+    depth = resize_image(depth_mm, p["size"], nearest=True)
     metres = millimetres_to_metres(depth)
-    max_m = float(params.get("max_m", 10.0))
-    valid = (metres > 0) & (metres <= max_m)
-    encoding = params.get("encoding", "metric")
-    if encoding == "metric":
-        out = np.where(valid, (metres - float(params.get("mean", 0.0))) / float(params.get("std", 1.0)), 0.0)
+    valid = (metres > 0) & (metres <= float(p["max_m"]))
+    if depth_encoding(p) == "metric":
+        out = np.where(valid, (metres - float(p["mean"])) / float(p["std"]), 0.0)
         return out.astype(np.float32)[None]
-    if encoding == "hha":
-        if intrinsics is None:
-            raise MkeError("HHA depth encoding needs the camera intrinsics (fx, fy, cx, cy)")
-        if (intrinsics.height, intrinsics.width) != depth_mm.shape:
-            raise MkeError(f"the camera intrinsics are for {intrinsics.width}x{intrinsics.height} pixels but the "
-                           f"depth map is {depth_mm.shape[1]}x{depth_mm.shape[0]}")
-        k = intrinsics.resized(depth.shape[1], depth.shape[0])  # the depth map was resized to the model's size
-        hha = hha_encode(np.where(valid, metres, 0.0), k, up)
-        # one number for all three channels, or one per channel
-        mean = np.broadcast_to(np.asarray(params.get("mean", 0.0), np.float32), (3,))[:, None, None]
-        std = np.broadcast_to(np.asarray(params.get("std", 1.0), np.float32), (3,))[:, None, None]
-        return ((hha - mean) / std * valid[None]).astype(np.float32)
-    raise MkeError(f"depth encoding {encoding!r} is not one of metric, hha")
+    if intrinsics is None:  # hha
+        raise MkeError("HHA depth encoding needs the camera intrinsics (fx, fy, cx, cy)")
+    if (intrinsics.height, intrinsics.width) != depth_mm.shape:
+        raise MkeError(f"the camera intrinsics are for {intrinsics.width}x{intrinsics.height} pixels but the "
+                       f"depth map is {depth_mm.shape[1]}x{depth_mm.shape[0]}")
+    k = intrinsics.resized(depth.shape[1], depth.shape[0])  # the depth map was resized to the model's size
+    hha = hha_encode(np.where(valid, metres, 0.0), k, up)
+    # one number for all three channels, or one per channel
+    mean = np.broadcast_to(np.asarray(p["mean"], np.float32), (3,))[:, None, None]
+    std = np.broadcast_to(np.asarray(p["std"], np.float32), (3,))[:, None, None]
+    return ((hha - mean) / std * valid[None]).astype(np.float32)
 
 
 def hha_encode(metres: np.ndarray, k: Intrinsics, up: np.ndarray | None = None) -> np.ndarray:
@@ -114,7 +131,8 @@ def hha_encode(metres: np.ndarray, k: Intrinsics, up: np.ndarray | None = None) 
     u = np.arange(w, dtype=np.float32)[None, :]
     v = np.arange(h, dtype=np.float32)[:, None]
     z = metres.astype(np.float32)
-    pts = np.stack([(u - k.cx) * z / k.fx, (v - k.cy) * z / k.fy, z], axis=-1)
+    fx, fy, cx, cy = (np.float64(x) for x in k.row)  # numpy scalars: x, y in float64 (Python floats: float32)
+    pts = np.stack([(u - cx) * z / fx, (v - cy) * z / fy, z], axis=-1)
     valid = z > 0
     d_u = np.gradient(pts, axis=1)
     d_v = np.gradient(pts, axis=0)
@@ -132,33 +150,34 @@ def hha_encode(metres: np.ndarray, k: Intrinsics, up: np.ndarray | None = None) 
 
 def preprocess_vector(x: np.ndarray, params: dict) -> np.ndarray:
     """float (D,) → float32 (D,), standardised with optional `mean`/`std`."""
+    p = {**VECTOR_DEFAULTS, **params}
     x = np.asarray(x, np.float32)
-    return ((x - np.asarray(params.get("mean", 0.0), np.float32)) / np.asarray(params.get("std", 1.0), np.float32))
+    return ((x - np.asarray(p["mean"], np.float32)) / np.asarray(p["std"], np.float32))
+
+
+def waveform_samples(params: dict) -> int:
+    """Samples in the window: params["sample_rate"] (Hz) · params["seconds"], rounded."""
+    p = {**WAVEFORM_DEFAULTS, **params}
+    return int(round(float(p["sample_rate"]) * float(p["seconds"])))
 
 
 def preprocess_audio(samples: np.ndarray, params: dict) -> np.ndarray:
     """float (C, T) in −1..1 at params["sample_rate"] Hz → float32 (C, n): the last params["seconds"]
-    of it (n = rate · seconds), zero-padded in front when shorter. `features` "waveform" is the only
-    one so far (MFCC, DESIGN.md §5, comes with the audio-visual tasks)."""
+    of it (n = rate · seconds), zero-padded in front when shorter. The waveform itself: MFCC and
+    log-mel features are the kinds "mfcc" and "log_mel" (`mke.runtime.audio_features`)."""
     features = params.get("features", "waveform")
     if features != "waveform":
-        raise MkeError(f"audio features {features!r} are not built yet; expected 'waveform'")
+        raise MkeError(f"audio features {features!r}: the preprocessing kind 'audio' gives the waveform; "
+                       f"features are kinds of their own (e.g. kind 'mfcc' or 'log_mel')")
     x = np.asarray(samples, np.float32)
     if x.ndim != 2:
         raise MkeError(f"audio input must be (channels, samples), got shape {tuple(x.shape)}")
-    n = int(round(float(params.get("sample_rate", 16000)) * float(params.get("seconds", 1.0))))
+    n = waveform_samples(params)
     if x.shape[1] >= n:
         return np.ascontiguousarray(x[:, x.shape[1] - n:])
     return np.concatenate([np.zeros((x.shape[0], n - x.shape[1]), np.float32), x], axis=1)
 
 
-PREPROCESSORS: dict[str, Callable] = {"rgb": preprocess_rgb, "depth": preprocess_depth, "vector": preprocess_vector,
-                                      "audio": preprocess_audio}
-
-
 def preprocessor(params: dict) -> Callable:
-    """The function for an input's preprocessing parameters (by their `kind`)."""
-    kind = params.get("kind")
-    if kind not in PREPROCESSORS:
-        raise MkeError(f"preprocessing kind {kind!r} is not one of {', '.join(PREPROCESSORS)}")
-    return PREPROCESSORS[kind]
+    """The function for an input's preprocessing parameters (by their `kind`, a registered modality)."""
+    return get_modality(params.get("kind")).preprocess

@@ -26,7 +26,7 @@ class InputSpec:
     shape: list[int]          # batch first; -1 marks a dynamic dimension
     dtype: str = "float32"
     layout: str = "NCHW"
-    preprocess: dict = field(default_factory=dict)  # kind + parameters, see mke.runtime.preprocess
+    preprocess: dict = field(default_factory=dict)  # kind (a modality, mke.runtime.modalities) + parameters
 
 
 @dataclass(frozen=True)

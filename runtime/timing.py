@@ -42,18 +42,3 @@ def interleaved_latency(runs: Mapping[str, Callable[[], object]], repeats: int =
             times[name][r] = time.perf_counter() - start
     return {n: Latency(float(np.median(t) * 1e3), float(np.percentile(t, 90) * 1e3), repeats) for n, t in times.items()}
 
-
-def ort_session_options(threads: int = 0, spinning: bool = False):
-    """ONNX Runtime options for fair timing: `threads` intra-op threads (0 = its default) and no
-    spinning — idle pools that spin steal the cores from the session being timed next (2-thread
-    medians went from 2.8 ms to 15–23 ms at 120×160 here with spinning on)."""
-    import onnxruntime as ort
-
-    opts = ort.SessionOptions()
-    if threads:
-        opts.intra_op_num_threads = threads
-    opts.inter_op_num_threads = 1
-    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    opts.log_severity_level = 3
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spinning else "0")
-    return opts

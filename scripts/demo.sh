@@ -20,8 +20,8 @@ say "2/3 exporting: mke-export $RUN --int8"
 mke-export "$RUN" --int8
 
 REPLAY=$(python -c 'import json, sys; print(json.load(open(sys.argv[1]))["replay"])' "$RUN/metrics.json")
-say "3/3 live replay: mke-live $EXPORT/student.onnx --replay $REPLAY --fast --headless (annotated video + predictions)"
-mke-live "$EXPORT/student.onnx" --replay "$REPLAY" --fast --headless \
+say "3/3 live replay: mke-live $EXPORT/student.onnx --input $REPLAY --fast --headless (annotated video + predictions)"
+mke-live "$EXPORT/student.onnx" --input "$REPLAY" --fast --headless \
     --save "$EXPORT/live.mp4" --jsonl "$EXPORT/live_predictions.jsonl" --stats-json "$EXPORT/live_stats.json"
 
 say "done: $RUN/report.md (training), $EXPORT/export_report.md (export), $EXPORT/live.mp4 and" \

@@ -20,6 +20,14 @@ def test_live_errors_are_one_line_with_exit_2(venv_bin, tmp_path):
     assert out.stderr == f"mke-live: error: model file {tmp_path / 'missing.onnx'} does not exist\n"
 
 
+def test_live_lists_its_sources(venv_bin):
+    out = run(venv_bin, "mke-live", "--list-inputs")
+    assert out.returncode == 0 and out.stdout.startswith("--input URI")
+    for form in ("realsense://[SERIAL]", "file://REC.db3", "v4l2:///dev/video0", "csi://0", "rtsp://", "sim://",
+                 "mic://[DEVICE]", "file://X.wav"):
+        assert form in out.stdout
+
+
 def test_export_of_something_that_is_not_a_run_is_a_one_line_error(venv_bin, tmp_path):
     out = run(venv_bin, "mke-export", str(tmp_path / "nowhere"), cwd=tmp_path)
     assert out.returncode == 2
@@ -41,6 +49,10 @@ def test_train_errors_are_one_line_with_exit_2(venv_bin, tmp_path):
 
 def test_list_tasks_and_print_config(venv_bin):
     out = run(venv_bin, "mke-train", "--list-tasks")
-    assert out.returncode == 0 and out.stdout.startswith("twomoon")
+    lines = {line.split()[0]: line for line in out.stdout.splitlines()}
+    assert out.returncode == 0 and {"twomoon", "rgbd", "nyuv2"} <= set(lines)
+    assert "TwoMoon" in lines["twomoon"] and "not built yet" not in lines["rgbd"]
+    assert all("not built yet" in lines[name] for name in ("av", "ravdess", "vggsound", "events"))
     out = run(venv_bin, "mke-train", "--task", "twomoon", "--print-config", "seeds=4")
     assert out.returncode == 0 and "seeds: 4" in out.stdout
+    assert "top_k: 0" in out.stdout and "examples: 4" in out.stdout  # configs/defaults.yaml, merged under

@@ -2,14 +2,18 @@
 input, the targets (class ids or probabilities) and the loss weights of a batch — MKE's
 regularizing transformation T for segmentation (the paper: flip + scale in [0.5, 1.75]) — and an
 optional photometric jitter of the colour input alone (`color`), which changes appearance but never
-geometry or labels.
+geometry or labels. Each input's treatment comes from its modality (`mke.runtime.modalities`):
+`nearest` ones (depth) are resized with nearest neighbours, `photometric` ones (rgb) take the jitter.
 """
 from __future__ import annotations
+
+from typing import Collection, Mapping
 
 import torch
 import torch.nn.functional as F
 
 from mke.runtime.errors import MkeError
+from mke.runtime.modalities import get_modality
 from mke.train.data import Split
 from mke.train.losses import IGNORE_INDEX
 
@@ -32,11 +36,11 @@ def _crop_or_pad(t: torch.Tensor, h: int, w: int, top: int, left: int, fill: flo
 
 
 def flip_scale_crop(batch: Split, params: dict, generator: torch.Generator,
-                    nearest_inputs: tuple[str, ...] = ("depth",)) -> Split:
+                    nearest_inputs: Collection[str] = ()) -> Split:
     """Per sample: horizontal flip with probability ½ (`flip`), resize by a factor drawn uniformly from
     `scale` = [lo, hi], then crop (or pad) back to the original size at a random position.
 
-    Depth is resized with nearest neighbours so invalid pixels (0) do not bleed into valid ones;
+    `nearest_inputs` (depth) are resized with nearest neighbours so invalid pixels (0) do not bleed into valid ones;
     padding gets 0 in the inputs, `IGNORE_INDEX` in class-id targets, 0 probability and 0 weight.
     """
     lo, hi = params.get("scale", (1.0, 1.0))
@@ -92,17 +96,26 @@ def color_jitter(x: torch.Tensor, strength: float, generator: torch.Generator, g
     return torch.where(grey, out.mean(dim=1, keepdim=True).expand_as(out), out)
 
 
-def augment_batch(batch: Split, params: dict, generator: torch.Generator, nearest_inputs: tuple[str, ...] = ("depth",),
-                  color_inputs: tuple[str, ...] = ("rgb",)) -> Split:
-    """The task's augmentation: `color` jitter on the colour inputs, then flip / scale / crop on all."""
+def nearest_inputs(kinds: Mapping[str, str]) -> tuple[str, ...]:
+    """The inputs (of {input name: modality kind}) that are resized with nearest neighbours (depth)."""
+    return tuple(name for name, kind in kinds.items() if get_modality(kind).nearest)
+
+
+def augment_batch(batch: Split, params: dict, generator: torch.Generator, kinds: Mapping[str, str]) -> Split:
+    """The task's augmentation: `color` jitter on the photometric inputs, then flip / scale / crop on all;
+    `kinds` = {input name: modality kind} says which input is which."""
     known = {"flip", "scale", "color"}
     unknown = set(params) - known
     if unknown:
         raise MkeError(f"unknown augmentation parameter(s) {sorted(unknown)}; known: {sorted(known)}")
+    missing = [name for name in batch.inputs if name not in kinds]
+    if missing:
+        raise MkeError(f"augmentation has no modality kind for the inputs {missing}; known: {dict(kinds)}")
+    photometric = {name for name in batch.inputs if get_modality(kinds[name]).photometric}
     strength = float(params.get("color", 0.0))
     if strength:
-        batch = Split({m: color_jitter(x, strength, generator) if m in color_inputs else x for m, x in batch.inputs.items()},
-                      batch.targets, batch.weights)
+        batch = Split({m: color_jitter(x, strength, generator) if m in photometric else x
+                       for m, x in batch.inputs.items()}, batch.targets, batch.weights)
     if params.get("flip") or tuple(params.get("scale", (1.0, 1.0))) != (1.0, 1.0):
-        batch = flip_scale_crop(batch, params, generator, nearest_inputs)
+        batch = flip_scale_crop(batch, params, generator, nearest_inputs({m: kinds[m] for m in batch.inputs}))
     return batch

@@ -14,9 +14,10 @@ examples:
   mke-train --task twomoon --config my.yaml student.optim.epochs=500 --name short
   mke-train --list-tasks
 
-Overrides are key=value with dotted keys from the task's YAML (configs/<task>.yaml); values are
-read as YAML. A run that is interrupted resumes where it stopped when the same command is run
-again (with a warning if the training code changed since it started; --fresh redoes it).
+Overrides are key=value with dotted keys from the task's YAML (configs/<task>.yaml, merged over
+the shared configs/defaults.yaml; --print-config shows them all); values are read as YAML. A run
+that is interrupted resumes where it stopped when the same command is run again (with a warning
+if the training code changed since it started; --fresh redoes it).
 Results: runs/<name>/metrics.json (machine-readable), report.md and figures/.
 """
 
@@ -52,13 +53,15 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def _run(args) -> int:
-    from mke.train.tasks import PLANNED, TASKS, get_task
+    from mke.train.tasks import PLANNED, get_task, registered_tasks
 
     if args.list_tasks:
-        for name in TASKS:
-            print(f"{name:10s} {get_task(name).title}")
+        built = registered_tasks()
+        for name, cls in built.items():
+            print(f"{name:10s} {cls.title}")
         for name, what in PLANNED.items():
-            print(f"{name:10s} not built yet: {what}")
+            if name not in built:
+                print(f"{name:10s} not built yet: {what}")
         return 0
     if not args.task:
         raise MkeError("--task is required (for example --task twomoon; --list-tasks shows all)")

@@ -1,8 +1,11 @@
-"""Task configurations: a YAML file per task, overridden by `key=value` arguments.
+"""Task configurations: a YAML file per task over the shared defaults, overridden by `key=value`.
 
-Overrides are strict: a key that is not in the task's YAML is an error that names it (with the
-nearest known keys), and a value must have the type of the default it replaces. The resolved
-config is written beside the results, so every number in a run can be traced to its settings.
+`configs/defaults.yaml` holds the defaults every task shares; `configs/<task>.yaml` is merged over it
+(its values win, its own keys add to them). Code reads the merged config as `cfg[...]`: a default
+lives in one of these two files, never in a `cfg.get(key, default)`. Overrides are strict: a key that
+is not in the merged config is an error that names it (with the nearest known keys), and a value must
+have the type of the default it replaces. The resolved config is written beside the results, so
+every number in a run can be traced to its settings.
 """
 from __future__ import annotations
 
@@ -17,11 +20,43 @@ import yaml
 from mke.runtime.errors import MkeError
 
 
+DEFAULTS = "defaults"  # configs/defaults.yaml: under every task's YAML
+
+
 def default_config_path(task: str) -> Path:
     path = Path(str(resources.files("mke.configs").joinpath(f"{task}.yaml")))
-    if not path.is_file():
+    if task == DEFAULTS or not path.is_file():
         raise MkeError(f"no default config for task '{task}' (looked for {path})")
     return path
+
+
+def shared_defaults() -> dict:
+    """configs/defaults.yaml: the settings every task shares unless its own YAML sets them."""
+    return load_yaml(Path(str(resources.files("mke.configs").joinpath(f"{DEFAULTS}.yaml"))))
+
+
+def merge_under(cfg: dict, defaults: dict) -> dict:
+    """A copy of `cfg` with every key of `defaults` it lacks, recursively into the sections both
+    have; `cfg`'s values and key order come first."""
+    out = copy.deepcopy(cfg)
+    for key, value in defaults.items():
+        if key not in out:
+            out[key] = copy.deepcopy(value)
+        elif isinstance(out[key], dict) and isinstance(value, dict):
+            out[key] = merge_under(out[key], value)
+    return out
+
+
+def with_defaults(cfg: dict) -> dict:
+    """`cfg` completed from configs/defaults.yaml: a config written before a key had its default
+    there (an older run's config.yaml), or one whose section an override replaced whole
+    (`pseudo_labels={kind: hard}`), gets the value the code has always used for it."""
+    return merge_under(cfg, shared_defaults())
+
+
+def task_config(task: str) -> dict:
+    """The task's YAML merged over the shared defaults: what overrides may change."""
+    return with_defaults(load_yaml(default_config_path(task)))
 
 
 def load_yaml(path: str | Path) -> dict:
@@ -107,12 +142,13 @@ def apply_overrides(cfg: dict, overrides: Iterable[str]) -> dict:
 
 
 def resolve_config(task: str, config_path: str | Path | None, overrides: Iterable[str]) -> dict:
-    """The task's defaults, then the user's YAML file (same keys), then `key=value` overrides."""
-    cfg = load_yaml(default_config_path(task))
+    """The shared defaults under the task's YAML, then the user's YAML file (same keys), then
+    `key=value` overrides."""
+    cfg = task_config(task)
     if config_path is not None:
         for key, value in _leaves(load_yaml(config_path)):
             set_key(cfg, key, value)
-    cfg = apply_overrides(cfg, overrides)
+    cfg = with_defaults(apply_overrides(cfg, overrides))
     if cfg.get("task") != task:
         raise MkeError(f"config says task '{cfg.get('task')}' but --task is '{task}'")
     return cfg

@@ -82,7 +82,7 @@ def augmentation(strength: str, params: dict) -> Regularization:
 def regularization_settings(reg_cfg: dict) -> list[Regularization]:
     """The settings of T the config asks for, from `{kind: {strength label: value}}`."""
     out = []
-    for kind, strengths in (reg_cfg.get("settings") or {}).items():
+    for kind, strengths in reg_cfg["settings"].items():
         if kind not in REG_KINDS:
             hint = difflib.get_close_matches(kind, REG_KINDS, n=1)
             raise MkeError(f"unknown regularization 'regularization.settings.{kind}'"
@@ -120,7 +120,6 @@ def _slug(text: str) -> str:
 def plan_students(method_names: list[str], reg_cfg: dict) -> list[StudentJob]:
     """Student trainings for the config's methods × settings, each distinct training once."""
     settings = regularization_settings(reg_cfg)
-    with_none = bool(reg_cfg.get("with_none", False))
     jobs: dict[tuple, StudentJob] = {}
     for name in method_names:
         method = get_method(name)
@@ -129,7 +128,7 @@ def plan_students(method_names: list[str], reg_cfg: dict) -> list[StudentJob]:
         if method.regularized:
             if not settings:
                 raise MkeError(f"method '{name}' is regularized but regularization.settings is empty")
-            plan = [Regularization(s.kind, "none") for s in settings if with_none] + settings
+            plan = [Regularization(s.kind, "none") for s in settings if reg_cfg["with_none"]] + settings
         else:
             plan = [NO_REG]
         for reg in plan:

@@ -12,9 +12,11 @@ so a killed run resumes where it stopped. A student trained on another teacher's
 A run resumed by different code (training, the shared preprocessing or the room renderer changed)
 reuses what it finished, with a warning that names `--fresh`.
 Units run in a pool of worker processes (`workers`), each stage with its own progress bar.
+Reading a run back (its folder, config, models) is `mke.train.runs`, public for mke-export.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -22,7 +24,6 @@ import shutil
 import sys
 import time
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
 from multiprocessing import get_context
 from pathlib import Path
 from typing import Callable, Iterable
@@ -33,14 +34,16 @@ from tqdm import tqdm
 
 from mke.runtime.errors import MkeError
 from mke.runtime.fileio import file_sha256, write_json, write_text
-from mke.train.checkpoint import load_checkpoint, save_checkpoint, warm_start
-from mke.train.config import dump_config, load_yaml
+from mke.train.augment import nearest_inputs
+from mke.train.checkpoint import save_checkpoint, warm_start
+from mke.train.config import dump_config
 from mke.train.data import MKEData, Split
-from mke.train.fit import fit, predict
+from mke.train.fit import OptimSettings, fit, predict
 from mke.train.losses import IGNORE_INDEX
 from mke.train.methods import NO_REG, TEACHER, Method, Regularization, StudentJob, augmentation, plan_students
 from mke.train.metrics import class_ids, per_class_iou, score, score_predictions
 from mke.train.pseudo import PseudoLabelCache, PseudoLabels, TopKProbs, pseudo_targets
+from mke.train.runs import RunDir, load_model, read_json, run_config, run_context
 from mke.train.tasks import get_task
 from mke.train.tta import tta_probs, views
 
@@ -49,73 +52,7 @@ from mke.train.tta import tta_probs, views
 SPEED_KEYS = ("workers",)
 
 
-@dataclass(frozen=True)
-class RunDir:
-    root: Path
-
-    @property
-    def config(self) -> Path:
-        return self.root / "config.yaml"
-
-    @property
-    def code(self) -> Path:
-        return self.root / "code.json"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics.json"
-
-    @property
-    def report(self) -> Path:
-        return self.root / "report.md"
-
-    @property
-    def figures_dir(self) -> Path:
-        return self.root / "figures"
-
-    def seed_dir(self, seed: int) -> Path:
-        return self.root / f"seed{seed}"
-
-    def teacher(self, seed: int) -> Path:
-        return self.seed_dir(seed) / "teacher.pt"
-
-    def teacher_result(self, seed: int) -> Path:
-        return self.seed_dir(seed) / "teacher.json"
-
-    def pseudo_labels(self, seed: int) -> Path:
-        return self.seed_dir(seed) / "pseudo_labels.pt"
-
-    def pseudo_result(self, seed: int) -> Path:
-        return self.seed_dir(seed) / "pseudo_labels.json"
-
-    def student(self, seed: int, slug: str) -> Path:
-        return self.seed_dir(seed) / "students" / f"{slug}.pt"
-
-    def student_result(self, seed: int, slug: str) -> Path:
-        return self.seed_dir(seed) / "students" / f"{slug}.json"
-
-
-def read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
 # ---------------------------------------------------------------- work done inside worker processes
-
-_CONTEXT: dict[str, tuple] = {}
-
-
-def run_context(cfg_json: str):
-    """(cfg, task, data) for this config, built once per process."""
-    if cfg_json not in _CONTEXT:
-        cfg = json.loads(cfg_json)
-        task = get_task(cfg["task"])
-        _CONTEXT.clear()
-        _CONTEXT[cfg_json] = (cfg, task, task.build_data(cfg))
-    return _CONTEXT[cfg_json]
-
 
 def _modalities(method: Method, data: MKEData) -> tuple[str, ...]:
     return (data.alpha,) if method.modalities == "alpha" else (data.alpha, data.beta)
@@ -125,19 +62,6 @@ def _meta(cfg: dict, data: MKEData, method: Method, role: str, mods: tuple, reg,
     return {"task": cfg["task"], "method": method.name, "role": role, "modalities": list(mods),
             "classes": list(data.class_names), "regularization": {"kind": reg.kind, "strength": reg.strength},
             "seed": seed}
-
-
-def load_model(cfg: dict, task, path: Path) -> tuple[torch.nn.Module, dict]:
-    """Rebuild a model of this run from its checkpoint (regularization off: it is for inference)."""
-    state, meta = load_checkpoint(path)
-    if meta.get("task") != cfg["task"]:
-        raise MkeError(f"checkpoint {path} is of task {meta.get('task')!r}, not {cfg['task']!r}")
-    model = task.build_model(cfg, meta["role"], tuple(meta["modalities"]), NO_REG)
-    try:
-        model.load_state_dict(state)
-    except RuntimeError as exc:
-        raise MkeError(f"checkpoint {path} does not fit the model the config builds: {exc}") from None
-    return model.eval(), meta
 
 
 def evaluate(task, model: torch.nn.Module, data: MKEData, mods: tuple[str, ...], device: str) -> dict:
@@ -159,7 +83,7 @@ def _new_model(cfg: dict, task, role: str, mods: tuple, reg, seed: int) -> torch
 def teacher_augmentation(cfg: dict) -> Regularization:
     """The teacher's own data augmentation (`teacher.augment`, e.g. flip + scale for segmentation):
     ordinary supervised training on D_l, not MKE's transformation T."""
-    params = cfg["teacher"].get("augment") or {}
+    params = cfg["teacher"]["augment"]
     return augmentation("teacher", params) if params else NO_REG
 
 
@@ -170,8 +94,9 @@ def _teacher_unit(cfg_json: str, root: str, seed: int) -> dict:
     mods = (data.alpha,)
     model = _new_model(cfg, task, "teacher", mods, NO_REG, seed)
     split = data.labeled.select(mods)
-    fit(model, split, cfg["teacher"]["optim"], teacher_augmentation(cfg), seed=seed, task=task, device=cfg["device"],
-        class_weight=task.class_weight(cfg, split.targets, data.num_classes), precision=cfg.get("precision", "fp32"))
+    fit(model, split, optim_settings(cfg, "teacher"), teacher_augmentation(cfg), seed=seed, task=task,
+        device=cfg["device"], class_weight=task.class_weight(cfg, split.targets, data.num_classes),
+        precision=cfg["precision"])
     save_checkpoint(run.teacher(seed), model, _meta(cfg, data, TEACHER, "teacher", mods, NO_REG, seed))
     result = {"seed": seed, "cells": [[TEACHER.name, "none", "none"]], **evaluate(task, model, data, mods, cfg["device"]),
               "seconds": time.perf_counter() - start}
@@ -196,14 +121,14 @@ def _pseudo_unit(cfg_json: str, root: str, seed: int) -> dict:
         raise MkeError(f"teacher {run.teacher(seed)} predicts {len(meta['classes'])} classes but the data has "
                        f"{data.num_classes} ({', '.join(data.class_names[:5])} …)")
     unlabeled_alpha = data.unlabeled.select((data.alpha,))
-    batch = cfg["pseudo_labels"].get("batch_size", 0)
-    tta = cfg["pseudo_labels"].get("tta") or {}
+    batch = cfg["pseudo_labels"]["batch_size"]
+    tta = cfg["pseudo_labels"]["tta"]
 
     def compute():
         return tta_probs(teacher, unlabeled_alpha, tta, batch_size=batch, device=cfg["device"],
-                         precision=cfg.get("precision", "fp32"))
+                         precision=cfg["precision"], nearest_inputs=nearest_inputs(task.input_kinds))
 
-    labels, _ = cache.load_or_compute(run.teacher(seed), compute, top_k=cfg["pseudo_labels"].get("top_k", 0))
+    labels, _ = cache.load_or_compute(run.teacher(seed), compute, top_k=cfg["pseudo_labels"]["top_k"])
     if len(labels) != len(data.unlabeled):
         raise MkeError(f"{run.pseudo_labels(seed)} holds {len(labels)} labels for {len(data.unlabeled)} unlabeled samples")
     result = {"seed": seed, "teacher_sha256": teacher_sha, "bytes_per_sample": labels.nbytes_per_sample}
@@ -212,7 +137,7 @@ def _pseudo_unit(cfg_json: str, root: str, seed: int) -> dict:
         result["score_on_unlabeled"] = score_predictions(task.kind, hard, data.unlabeled.targets, data.num_classes)
     if len(views(tta)) > 1:  # the labelling teacher on the test split, beside its single-pass score in the table
         probs = tta_probs(teacher, data.test.select((data.alpha,)), tta, batch_size=batch, device=cfg["device"],
-                          precision=cfg.get("precision", "fp32"))
+                          precision=cfg["precision"], nearest_inputs=nearest_inputs(task.input_kinds))
         result["tta_teacher_test"] = score(task.kind, probs, data.test.targets)
     write_json(run.pseudo_result(seed), result)
     return result
@@ -235,7 +160,7 @@ def training_split(method: Method, data: MKEData, labels: PseudoLabels | None, p
             raise MkeError(f"'{method.name}' needs labels on the unlabeled split, which this dataset lacks; "
                            f"remove it from `methods`")
         return unlabeled.with_targets(data.unlabeled.targets)
-    targets, weights = pseudo_targets(labels, pl_cfg["kind"], pl_cfg.get("confidence_weight", False))
+    targets, weights = pseudo_targets(labels, pl_cfg["kind"], pl_cfg["confidence_weight"])
     if method.train_on == "unlabeled":
         return unlabeled.with_targets(targets, weights)
     # NOISY student: true labels of D_l plus pseudo labels of D_u
@@ -250,10 +175,15 @@ def training_split(method: Method, data: MKEData, labels: PseudoLabels | None, p
 
 
 def student_init(cfg: dict) -> str:
-    init = cfg["student"].get("init", "scratch")
+    init = cfg["student"]["init"]
     if init not in ("scratch", "teacher"):
         raise MkeError(f"student.init must be 'scratch' or 'teacher', got {init!r}")
     return init
+
+
+def optim_settings(cfg: dict, role: str) -> OptimSettings:
+    """`teacher.optim` or `student.optim`, typed (their defaults: OptimSettings)."""
+    return OptimSettings.of(cfg[role]["optim"], f"{role}.optim")
 
 
 def _student_unit(cfg_json: str, root: str, seed: int, job: StudentJob) -> dict:
@@ -266,11 +196,11 @@ def _student_unit(cfg_json: str, root: str, seed: int, job: StudentJob) -> dict:
     model = _new_model(cfg, task, "student", mods, job.reg, seed)
     if student_init(cfg) == "teacher":  # the teacher's weights wherever the student has the same layer (its RGB branch)
         warm_start(model, run.teacher(seed))
-    optim = dict(cfg["student"]["optim"])
-    if cfg["student"].get("same_steps", False):  # equal compute: as many steps as `epochs` passes over D_u
-        optim["epochs"] = optim["epochs"] * len(data.unlabeled) / len(split)
+    optim = optim_settings(cfg, "student")
+    if cfg["student"]["same_steps"]:  # equal compute: as many steps as `epochs` passes over D_u
+        optim = dataclasses.replace(optim, epochs=optim.epochs * len(data.unlabeled) / len(split))
     fit(model, split, optim, job.reg, seed=seed, task=task, device=cfg["device"],
-        class_weight=task.class_weight(cfg, split.targets, data.num_classes), precision=cfg.get("precision", "fp32"))
+        class_weight=task.class_weight(cfg, split.targets, data.num_classes), precision=cfg["precision"])
     save_checkpoint(run.student(seed, job.slug), model, _meta(cfg, data, job.method, "student", mods, job.reg, seed))
     result = {"seed": seed, "cells": [list(c) for c in job.cells], **evaluate(task, model, data, mods, cfg["device"]),
               "teacher_sha256": file_sha256(run.teacher(seed)), "seconds": time.perf_counter() - start}
@@ -341,14 +271,19 @@ def _comparable(cfg: dict) -> dict:
 
 def code_fingerprint() -> str:
     """sha256 (first 16 hex digits) of the source that decides what a run computes: mke.train, the
-    shared preprocessing (mke.runtime.preprocess) and the room renderer of the built-in data
-    (mke.runtime.sim). Not the runtime's live side, export or docs."""
+    shared preprocessing (mke.runtime.preprocess, the modalities and what they use) and the room
+    renderer of the built-in data (mke.runtime.sim). Not the runtime's live side, export or docs."""
+    import mke.runtime.audio_features
+    import mke.runtime.camera
+    import mke.runtime.depth_units
+    import mke.runtime.modalities
     import mke.runtime.preprocess
     import mke.runtime.sim
     import mke.train
 
-    files = [Path(mke.runtime.preprocess.__file__)]
-    for package in (mke.train, mke.runtime.sim):
+    files = [Path(m.__file__) for m in (mke.runtime.preprocess, mke.runtime.audio_features, mke.runtime.camera,
+                                        mke.runtime.depth_units)]
+    for package in (mke.train, mke.runtime.sim, mke.runtime.modalities):
         root = Path(package.__file__).parent
         files += sorted(root.rglob("*.py"))
     digest = hashlib.sha256()
@@ -360,10 +295,11 @@ def code_fingerprint() -> str:
 
 def check_run_dir(run: RunDir, cfg: dict, fresh: bool) -> None:
     """An existing run folder must have been made with the same config (or be started afresh); one
-    started by other code is reused with a warning."""
+    started by other code is reused with a warning. Its config is read completed from today's
+    configs/defaults.yaml, so a run written before a key had its default there still resumes."""
     if fresh or not run.config.is_file():
         return
-    old = load_yaml(run.config)
+    old = run_config(run)
     if _comparable(old) != _comparable(cfg):
         differ = sorted(k for k in set(old) | set(cfg) if k not in SPEED_KEYS and old.get(k) != cfg.get(k))
         raise MkeError(f"{run.root} holds a run made with another config (differs in: {', '.join(differ)}); "
@@ -397,7 +333,8 @@ def run_mke(cfg: dict, root: str | Path, *, fresh: bool = False, progress: bool 
     if not seeds:
         raise MkeError("seeds must be at least 1")
     jobs = plan_students(cfg["methods"], cfg["regularization"])
-    student_init(cfg), views(cfg["pseudo_labels"].get("tta") or {})  # bad settings fail now, not after the teachers
+    student_init(cfg), views(cfg["pseudo_labels"]["tta"])  # bad settings fail now, not after the teachers
+    optim_settings(cfg, "teacher"), optim_settings(cfg, "student")
     started = time.perf_counter()
     task.prepare(cfg, progress)  # data problems surface here, before the run folder exists
     start_run_dir(run, cfg, fresh)
@@ -475,7 +412,7 @@ def collect_metrics(cfg: dict, task, run: RunDir, seeds: list[int], jobs: list[S
         "results": results,
         "pseudo_labels": {"kind": cfg["pseudo_labels"]["kind"],
                           "score_on_unlabeled": statistics.fmean(pl_acc) if pl_acc else None,
-                          "tta": dict(cfg["pseudo_labels"].get("tta") or {}),
+                          "tta": dict(cfg["pseudo_labels"]["tta"]),
                           "tta_teacher_test": statistics.fmean(tta_test) if tta_test else None,
                           "bytes_per_sample": pseudo[0].get("bytes_per_sample")},
         "paper": dict(task.paper),

@@ -69,20 +69,12 @@ def regularization_curves(run, metrics: dict) -> Path:
 
 def twomoon_decision_boundaries(run, task, data) -> Path:
     """The paper's Figure 3: teacher, its pseudo labels, UM student and MM student on the two moons."""
-    import yaml
-
-    from mke.train.pipeline import load_model, read_json
     from mke.train.pseudo import PseudoLabelCache, pseudo_targets
+    from mke.train.runs import headline_student, load_model, run_config
 
-    cfg = yaml.safe_load(run.config.read_text())
+    cfg = run_config(run)
     seed = cfg["report"]["example_seed"] % cfg["seeds"]
     h = cfg["report"]["headline"]
-
-    def student_path(method):
-        for p in sorted((run.seed_dir(seed) / "students").glob("*.json")):
-            if [method, h["regularization"], h["strength"]] in read_json(p)["cells"]:
-                return p.with_suffix(".pt")
-        return None
 
     test_xy = torch.cat([data.test.inputs["x"], data.test.inputs["y"]], 1).numpy()
     unl_xy = torch.cat([data.unlabeled.inputs["x"], data.unlabeled.inputs["y"]], 1).numpy()
@@ -96,7 +88,7 @@ def twomoon_decision_boundaries(run, task, data) -> Path:
     hard, _ = pseudo_targets(PseudoLabelCache(run.pseudo_labels(seed)).load(run.teacher(seed)), "hard", False)
     panels.append(("pseudo labels on D_u", None, unl_xy, hard.numpy()))
     for method, label in [("UM student", "UM student (sees x)"), ("MM student", "MM student (sees x, y)")]:
-        path = student_path(method)
+        path = headline_student(run, cfg, seed, method)
         if path is not None:
             panels.append((label, path, test_xy, data.test.targets.numpy()))
     fig, axes = plt.subplots(1, len(panels), figsize=(4 * len(panels), 3.4))
@@ -119,14 +111,11 @@ def twomoon_decision_boundaries(run, task, data) -> Path:
 
 def segmentation_examples(run, task, data) -> Path:
     """Test frames: RGB, depth, teacher, UM student, MM student (headline setting) and ground truth."""
-    import yaml
+    from mke.train.runs import headline_student, load_model, run_config
 
-    from mke.train.pipeline import load_model, read_json
-
-    cfg = yaml.safe_load(run.config.read_text())
+    cfg = run_config(run)
     seed = cfg["report"]["example_seed"] % cfg["seeds"]
-    h = cfg["report"]["headline"]
-    n = min(cfg["report"].get("examples", 4), len(data.test))
+    n = min(cfg["report"]["examples"], len(data.test))
     index = torch.linspace(0, len(data.test) - 1, n).long()
     frames = data.test.take(index)
     palette = np.array(task.class_colors, np.uint8)
@@ -140,13 +129,12 @@ def segmentation_examples(run, task, data) -> Path:
 
     columns = [("RGB", None), ("depth", None), ("UM teacher", run.teacher(seed))]
     for method in ("UM student", "MM student"):
-        for p in sorted((run.seed_dir(seed) / "students").glob("*.json")):
-            if [method, h["regularization"], h["strength"]] in read_json(p)["cells"]:
-                columns.append((method, p.with_suffix(".pt")))
-                break
+        path = headline_student(run, cfg, seed, method)
+        if path is not None:
+            columns.append((method, path))
     columns.append(("ground truth", None))
-    mean = np.asarray(cfg["preprocess"]["rgb"].get("mean", (0.485, 0.456, 0.406)))
-    std = np.asarray(cfg["preprocess"]["rgb"].get("std", (0.229, 0.224, 0.225)))
+    mean = np.asarray(cfg["preprocess"]["rgb"]["mean"])
+    std = np.asarray(cfg["preprocess"]["rgb"]["std"])
     fig, axes = plt.subplots(n, len(columns), figsize=(2.2 * len(columns), 1.75 * n), squeeze=False)
     preds = {}
     for title, path in columns:

@@ -42,7 +42,7 @@ def _view(x: torch.Tensor, scale: float, flip: bool, nearest: bool) -> torch.Ten
 
 @torch.no_grad()
 def tta_probs(model: torch.nn.Module, split: Split, tta: dict, *, batch_size: int = 0, device: str = "cpu",
-              precision: str = "fp32", nearest_inputs: tuple[str, ...] = ("depth",)) -> torch.Tensor:
+              precision: str = "fp32", nearest_inputs: tuple[str, ...] = ()) -> torch.Tensor:
     """Softmax probabilities (N, K, …) of `model` on `split`, averaged over the views of `tta`
     (`{}` = one plain pass), the forward passes under `precision` (fit's autocast: auto, fp32, bf16,
     fp16). Spatial views need image inputs (N, C, H, W)."""

@@ -70,7 +70,7 @@ def _source_only(make_source: Callable, builder: InputBuilder, frames: int) -> f
                 start = start or time.perf_counter()   # steady throughput, as for end-to-end: from the first frame
             elif status in (Status.END, Status.ERROR):
                 raise MkeError(f"the source ended after {n} of {frames} frames: benchmark fewer frames (--frames) "
-                               "or loop the recording (--loop)")
+                               "or loop the recording (file://REC.db3?loop=1, or --loop)")
         return (frames - 1) / (time.perf_counter() - start)
     finally:
         source.close()
@@ -79,8 +79,8 @@ def _source_only(make_source: Callable, builder: InputBuilder, frames: int) -> f
 def _end_to_end(make_source: Callable, runner, frames: int) -> dict:
     source = make_source()
     if source.live:
-        raise MkeError("--benchmark needs a source read as fast as the model takes it (a recording, files or sim "
-                       "with --fast), so that the source does not set the pace")
+        raise MkeError("--benchmark needs a source read as fast as the model takes it (a recording, a video file or "
+                       "sim:// with --fast), so that the source does not set the pace")
     source.open()
     try:
         pipeline = LivePipeline(source, runner, options=PipelineOptions(max_frames=frames, stats_every_s=0),
@@ -128,7 +128,7 @@ def run_benchmark(make_source: Callable, runner, frames: int = 200, rounds: int 
                 summary = _end_to_end(make_source, runner, frames)
                 if summary["frames"] < frames:
                     raise MkeError(f"the source ended after {summary['frames']} of {frames} frames: benchmark fewer "
-                                   "frames (--frames) or loop the recording (--loop)")
+                                   "frames (--frames) or loop the recording (file://REC.db3?loop=1, or --loop)")
                 row.update(e2e_fps=summary["fps"], preprocess_ms=summary["preprocess_ms"],
                            e2e_model_ms=summary["model_ms"], errors=summary["errors"])
         # the target: the pipeline from frames in memory against the model alone

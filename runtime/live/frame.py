@@ -2,8 +2,10 @@
 ERROR apart."""
 from __future__ import annotations
 
+import dataclasses
 import enum
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -29,14 +31,25 @@ class LiveFrame:
     clock for live devices); `arrival_s`: the host's monotonic clock when the frame was captured,
     which latencies are measured from. `audio`: float32 (channels, samples) at the model's rate,
     the window that ends at this frame; `audio_underrun`: part of that window never arrived.
+    `extras`: raw fields of sources beyond these ({name: array}), for the modalities that read them.
     """
 
     index: int
     timestamp_s: float
     arrival_s: float
-    rgb: np.ndarray | None = field(default=None, repr=False)
-    depth: np.ndarray | None = field(default=None, repr=False)
+    rgb: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    depth: np.ndarray | None = dataclasses.field(default=None, repr=False)
     intrinsics: Intrinsics | None = None
-    up: np.ndarray | None = field(default=None, repr=False)
-    audio: np.ndarray | None = field(default=None, repr=False)
+    up: np.ndarray | None = dataclasses.field(default=None, repr=False)
+    audio: np.ndarray | None = dataclasses.field(default=None, repr=False)
     audio_underrun: bool = False
+    extras: dict[str, Any] = dataclasses.field(default_factory=dict, repr=False)
+
+    def field(self, name: str) -> Any:
+        """A raw field by name: one of the attributes above, else what a source put in `extras` (None if neither)."""
+        if name in _ATTRIBUTES:
+            return getattr(self, name)
+        return self.extras.get(name)
+
+
+_ATTRIBUTES = frozenset(f.name for f in dataclasses.fields(LiveFrame)) - {"extras"}

@@ -67,6 +67,12 @@ def test_report_json_has_the_documented_schema(exported):
     assert "| student | onnx | fp32 | ok |" in (out / "export_report.md").read_text()
 
 
+def test_a_task_whose_inputs_no_sensor_gives_prints_no_live_command(exported):
+    out, _ = exported
+    text = (out / "export_report.md").read_text()
+    assert "No mke-live source gives what these models take (x, y)" in text and "`mke-live" not in text
+
+
 def test_every_onnx_file_carries_its_spec(exported):
     out, _ = exported
     spec = read_onnx_spec(out / "student.fp16.onnx")

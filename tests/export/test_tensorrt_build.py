@@ -133,11 +133,26 @@ def test_without_tensorrt_the_error_is_one_line_saying_where_to_build(tmp_path):
 
 @pytest.mark.skipif(tensorrt_available(), reason="TensorRT is installed here")
 def test_runner_without_tensorrt_says_so(tmp_path):
-    from mke.export.tensorrt_build import TrtRunner
+    from mke.export.tensorrt_build import engine_runner
+    from mke.runtime.tensorrt import NOT_INSTALLED as RUNTIME_NOT_INSTALLED, TrtRunner
 
-    with pytest.raises(MkeError, match="TensorRT is not installed here"):
-        with TrtRunner(tmp_path / "student.fp16.trt10.3.0.orin.engine"):
+    engine = tmp_path / "student.fp16.trt10.3.0.orin.engine"
+    with pytest.raises(MkeError) as err:
+        with engine_runner(engine):
             pass
+    assert str(err.value) == NOT_INSTALLED  # the workstation's message: where engines get built
+    with pytest.raises(MkeError) as err:
+        with TrtRunner(engine):
+            pass
+    assert str(err.value) == RUNTIME_NOT_INSTALLED and "--backend onnxruntime" in str(err.value)  # the robot's
+
+
+def test_export_runs_engines_with_the_one_runtime_runner(tmp_path):
+    from mke.export.tensorrt_build import engine_runner
+    from mke.runtime.tensorrt import TrtRunner
+
+    runner = engine_runner(tmp_path / "student.fp16.trt10.3.0.orin.engine")  # made, not activated: no TensorRT yet
+    assert type(runner) is TrtRunner and not runner.is_active
 
 
 def test_gpu_info_without_a_gpu_is_an_mke_error():
@@ -200,17 +215,20 @@ def test_fp32_engine_matches_onnx_runtime(trt, tmp_path):
 
 
 def test_dynamic_batch_engine_runs_every_batch_in_its_profile(trt, tmp_path):
-    from mke.export.tensorrt_build import TrtRunner
+    from mke.export.tensorrt_build import engine_runner
 
     onnx_path = conv_onnx(tmp_path / "student.onnx", batch="N")
     engine = build_engine(onnx_path, tmp_path, BuildOptions(precision="fp16", batch=(1, 2, 4)))
     assert read_engine(engine)[0]["profile"] == {"rgb": [[1, 3, 16, 16], [2, 3, 16, 16], [4, 3, 16, 16]]}
-    with TrtRunner(engine) as runner:
+    with engine_runner(engine) as runner:
+        assert runner.input_metadata() == {"rgb": (np.dtype(np.float32), (None, 3, 16, 16))}
         for n in (1, 3, 4):
             out = runner.infer({"rgb": np.zeros((n, 3, 16, 16), np.float32)})
             assert out["logits"].shape == (n, 4, 16, 16)
         with pytest.raises(MkeError, match="outside the engine's profile"):
             runner.infer({"rgb": np.zeros((5, 3, 16, 16), np.float32)})
+        with pytest.raises(MkeError, match=r"input 'rgb' is float64, the model takes float32 \(\?, 3, 16, 16\)"):
+            runner.infer({"rgb": np.zeros((1, 3, 16, 16), np.float64)})
 
 
 def test_int8_qdq_engine_builds_without_a_calibrator(trt, tmp_path):

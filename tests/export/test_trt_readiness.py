@@ -269,6 +269,7 @@ def test_dynamic_batch_needs_a_profile():
                   [tensor("y", ["N", 4, 8, 8])])
     [warning] = [f for f in check_model(proto).findings if f.rule == "dynamic-shape"]
     assert warning.level == "warning" and "batch=(min, opt, max)" in warning.message
+    assert warning.message.startswith("input 'x' (?, 4, 8, 8) has a dynamic batch")
     [note] = [f for f in check_model(proto, batch=(1, 2, 4)).findings if f.rule == "dynamic-shape"]
     assert note.level == "info"
     assert any(f.rule == "dla-fallback" and "static" in f.message

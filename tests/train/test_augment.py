@@ -1,13 +1,15 @@
 """The segmentation augmentation T: geometry moves inputs, labels and weights together; colour
-jitter touches the colour input only."""
+jitter touches the colour input only; each input's treatment comes from its modality kind."""
 import pytest
 import torch
 
 from mke.runtime.errors import MkeError
-from mke.train.augment import augment_batch, color_jitter, flip_scale_crop
+from mke.train.augment import augment_batch, color_jitter, flip_scale_crop, nearest_inputs
 from mke.train.data import Split
 from mke.train.fit import autocast, resolve_precision
 from mke.train.losses import IGNORE_INDEX
+
+KINDS = {"rgb": "rgb", "depth": "depth"}
 
 
 def _batch(n=6, h=12, w=16):
@@ -19,7 +21,7 @@ def _batch(n=6, h=12, w=16):
 
 def test_flip_and_scale_keep_labels_on_their_pixels():
     batch = _batch()
-    out = flip_scale_crop(batch, {"flip": True, "scale": (0.5, 1.75)}, torch.Generator().manual_seed(1))
+    out = flip_scale_crop(batch, {"flip": True, "scale": (0.5, 1.75)}, torch.Generator().manual_seed(1), ("depth",))
     assert out.inputs["depth"].shape == batch.inputs["depth"].shape
     labels, depth = out.targets, out.inputs["depth"][:, 0]
     inside = labels != IGNORE_INDEX
@@ -32,7 +34,7 @@ def test_flip_and_scale_keep_labels_on_their_pixels():
 
 def test_flip_mirrors_every_input_and_the_labels():
     batch = _batch(n=32)
-    out = flip_scale_crop(batch, {"flip": True}, torch.Generator().manual_seed(0))
+    out = flip_scale_crop(batch, {"flip": True}, torch.Generator().manual_seed(0), ("depth",))
     flipped = [i for i in range(32) if torch.equal(out.inputs["depth"][i], batch.inputs["depth"][i].flip(-1))]
     assert 5 < len(flipped) < 27  # about half
     for i in flipped:
@@ -42,8 +44,8 @@ def test_flip_mirrors_every_input_and_the_labels():
 
 def test_color_jitter_changes_colour_only_and_is_reproducible():
     batch = _batch()
-    a = augment_batch(batch, {"color": 0.4}, torch.Generator().manual_seed(3))
-    b = augment_batch(batch, {"color": 0.4}, torch.Generator().manual_seed(3))
+    a = augment_batch(batch, {"color": 0.4}, torch.Generator().manual_seed(3), KINDS)
+    b = augment_batch(batch, {"color": 0.4}, torch.Generator().manual_seed(3), KINDS)
     assert torch.equal(a.inputs["rgb"], b.inputs["rgb"])
     assert not torch.allclose(a.inputs["rgb"], batch.inputs["rgb"])
     assert torch.equal(a.inputs["depth"], batch.inputs["depth"]) and torch.equal(a.targets, batch.targets)
@@ -64,7 +66,25 @@ def test_color_jitter_is_an_affine_map_per_channel_or_grey():
 
 def test_unknown_augmentation_parameter_is_named():
     with pytest.raises(MkeError, match="colour"):
-        augment_batch(_batch(), {"colour": 0.3}, torch.Generator())
+        augment_batch(_batch(), {"colour": 0.3}, torch.Generator(), KINDS)
+
+
+def test_the_modality_kind_decides_nearest_resizing_and_colour_jitter():
+    """The same tensors named the other way round: the input of kind depth is resized with nearest
+    neighbours (its values stay columns: no blend), the one of kind rgb gets the jitter."""
+    assert nearest_inputs(KINDS) == ("depth",) and nearest_inputs({"a": "rgb", "b": "depth"}) == ("b",)
+    batch = _batch()
+    swapped = Split({"a": batch.inputs["depth"], "b": batch.inputs["rgb"]}, batch.targets, batch.weights)
+    params = {"scale": (1.3, 1.7), "color": 0.4}
+    out = augment_batch(swapped, params, torch.Generator().manual_seed(2), {"a": "depth", "b": "rgb"})
+    a = out.inputs["a"]
+    assert torch.equal(a, a.round()) and set(a.unique().tolist()) <= set(range(16))
+    blended = augment_batch(swapped, params, torch.Generator().manual_seed(2), {"a": "rgb", "b": "depth"})
+    assert not torch.equal(blended.inputs["a"], blended.inputs["a"].round())  # bilinear and jittered
+    with pytest.raises(MkeError, match=r"no modality kind for the inputs \['b'\]"):
+        augment_batch(swapped, params, torch.Generator(), {"a": "depth"})
+    with pytest.raises(MkeError, match="'no_such_kind' is not one of the registered modalities"):
+        augment_batch(swapped, params, torch.Generator(), {"a": "depth", "b": "no_such_kind"})
 
 
 def test_precision_choices():

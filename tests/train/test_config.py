@@ -51,3 +51,50 @@ def test_user_yaml_is_checked_like_overrides(tmp_path):
     broken.write_text("seeds: [1,\n")
     with pytest.raises(MkeError, match="not valid YAML"):
         resolve_config("twomoon", broken, [])
+
+
+def test_shared_defaults_lie_under_every_task_and_can_be_overridden():
+    from mke.train.config import shared_defaults
+
+    defaults = shared_defaults()
+    for task in ("twomoon", "rgbd", "nyuv2"):
+        cfg = resolve_config(task, None, [])
+        assert cfg["report"]["examples"] == defaults["report"]["examples"]
+        assert set(cfg["pseudo_labels"]) >= set(defaults["pseudo_labels"])
+    twomoon = resolve_config("twomoon", None, ["pseudo_labels.top_k=2"])
+    assert twomoon["pseudo_labels"]["top_k"] == 2 and twomoon["pseudo_labels"]["batch_size"] == 0
+    assert resolve_config("rgbd", None, [])["pseudo_labels"]["top_k"] == 2  # the task's own value wins
+    with pytest.raises(MkeError, match="'pseudo_labels.top_k' expects int"):
+        resolve_config("twomoon", None, ["pseudo_labels.top_k=many"])
+
+
+def test_a_section_replaced_whole_keeps_the_shared_defaults():
+    cfg = resolve_config("rgbd", None, ["pseudo_labels={kind: hard}"])
+    assert cfg["pseudo_labels"] == {"kind": "hard", "confidence_weight": False, "top_k": 0, "tta": {},
+                                    "batch_size": 0}
+
+
+def test_an_older_config_is_completed_with_the_values_the_code_used():
+    from mke.train.config import with_defaults
+
+    old = {"task": "twomoon", "pseudo_labels": {"kind": "soft", "tta": {"flip": True}}, "report": {"example_seed": 3}}
+    cfg = with_defaults(old)
+    assert cfg["pseudo_labels"] == {"kind": "soft", "tta": {"flip": True}, "confidence_weight": False, "top_k": 0,
+                                    "batch_size": 0}
+    assert cfg["report"] == {"example_seed": 3, "examples": 4} and cfg["precision"] == "fp32"
+    assert old["report"] == {"example_seed": 3}  # the argument is left as it was
+
+
+def test_the_defaults_file_is_not_a_task():
+    with pytest.raises(MkeError, match="no default config for task 'defaults'"):
+        resolve_config("defaults", None, [])
+
+
+def test_optimizer_settings_are_typed_with_their_defaults_in_one_place():
+    from mke.train.fit import OptimSettings
+
+    assert OptimSettings.of({"lr": 0.1, "epochs": 2}) == OptimSettings(0.1, 2, "sgd", 0, 0.0, 0.0, "constant")
+    with pytest.raises(MkeError, match=r"unknown optimizer setting 'teacher.optim.momentun' \(did you mean 'momentum'"):
+        OptimSettings.of({"lr": 0.1, "epochs": 2, "momentun": 0.9}, "teacher.optim")
+    with pytest.raises(MkeError, match="student.optim needs lr"):
+        OptimSettings.of({"epochs": 2}, "student.optim")

@@ -85,6 +85,23 @@ def test_resuming_with_another_config_is_refused(tmp_path):
     pipeline.run_mke(_cfg("student.hidden_mm=8"), root, fresh=True, progress=False)
 
 
+def test_a_run_written_before_a_key_had_its_shared_default_still_resumes(tmp_path):
+    import yaml
+
+    root = tmp_path / "run"
+    pipeline.run_mke(_cfg(), root, progress=False)
+    old = yaml.safe_load((root / "config.yaml").read_text())
+    del old["pseudo_labels"]["top_k"], old["report"]["examples"], old["precision"]  # as older runs wrote it
+    (root / "config.yaml").write_text(yaml.safe_dump(old, sort_keys=False))
+    before = _mtimes(root)
+    pipeline.run_mke(_cfg(), root, progress=False)
+    assert _mtimes(root) == before
+    old["pseudo_labels"]["kind"] = "hard"  # a real difference is still refused, by name
+    (root / "config.yaml").write_text(yaml.safe_dump(old, sort_keys=False))
+    with pytest.raises(MkeError, match=r"another config \(differs in: pseudo_labels\)"):
+        pipeline.run_mke(_cfg(), root, progress=False)
+
+
 def test_a_run_resumed_by_other_code_is_reused_with_a_warning(tmp_path, capsys):
     root = tmp_path / "run"
     pipeline.run_mke(_cfg(), root, progress=False)

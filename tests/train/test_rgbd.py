@@ -112,3 +112,39 @@ def test_rendering_does_not_depend_on_the_number_of_processes(tiny_cfg):
     for key in one:
         np.testing.assert_array_equal(one[key], two[key], err_msg=key)
     assert one["room"].tolist() == [0] * 5 + [1] * 5  # 10 frames from 2 rooms, in room order
+
+
+@pytest.mark.parametrize("encoding", ["metric", "hha"])
+def test_training_tensors_are_what_mke_live_feeds_the_exported_model(tiny_cfg, encoding):
+    """One preprocessing: the task's tensors and the live InputBuilder's feeds, for the same raw frame
+    and the spec export writes, are the same bytes (depth through the frame's intrinsics and up)."""
+    from mke.runtime.live.frame import LiveFrame
+    from mke.runtime.live.inputs import InputBuilder
+    from mke.runtime.spec import ModelSpec, OutputSpec
+    from mke.train.config import apply_overrides
+    from mke.train.tasks.rgbd import RGBDTask
+
+    cfg = apply_overrides(tiny_cfg, [f"preprocess.depth.encoding={encoding}", "preprocess.rgb.size=[24, 32]",
+                                     "preprocess.depth.size=[24, 32]"])
+    task = RGBDTask()
+    frames, data = task.load_frames(cfg)["test"], task.build_data(cfg)
+    inputs = [task.input_spec(cfg, name) for name in ("rgb", "depth")]
+    assert [i.shape for i in inputs] == [[1, 3, 24, 32], [1, 3 if encoding == "hha" else 1, 24, 32]]
+    spec = ModelSpec("rgbd", "segmentation", list(task.class_names), task.colors(len(task.class_names)), inputs,
+                     [OutputSpec("logits", [1, len(task.class_names), 24, 32])])
+    builder = InputBuilder(spec)
+    for i in range(len(frames)):
+        feeds = builder(LiveFrame(i, 0.0, 0.0, rgb=frames.rgb[i], depth=frames.depth_mm[i],
+                                  intrinsics=frames.intrinsics[i], up=frames.up[i]))
+        for name in ("rgb", "depth"):
+            assert feeds[name][0].tobytes() == data.test.inputs[name][i].numpy().tobytes(), (i, name)
+    assert tuple(data.test.targets.shape[1:]) == (24, 32)  # labels follow the α image's size
+
+
+def test_a_preprocess_kind_that_is_not_the_inputs_is_refused(tiny_cfg):
+    from mke.train.config import apply_overrides
+    from mke.train.tasks.rgbd import RGBDTask
+
+    with pytest.raises(MkeError, match="preprocess.depth.kind must be 'depth' \\(task rgbd's depth input\\), "
+                                       "got 'rgb'"):
+        RGBDTask().input_spec(apply_overrides(tiny_cfg, ["preprocess.depth.kind=rgb"]), "depth")

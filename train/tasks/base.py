@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import colorsys
+import shlex
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
 from mke.runtime.errors import MkeError
+from mke.runtime.modalities import Modality, get_modality, input_spec
+from mke.runtime.spec import InputSpec
 from mke.train.data import MKEData
 from mke.train.methods import Regularization
 
@@ -26,13 +30,32 @@ def label_colors(n: int) -> tuple[tuple[int, int, int], ...]:
     return tuple(colors)
 
 
-KINDS = {"classification": "accuracy", "segmentation": "miou", "multilabel": "map"}
+@dataclass(frozen=True)
+class Kind:
+    """What a task kind means for the stages that do not branch on it: its metric and whether the model
+    predicts per pixel (its output keeps the spatial size of its image inputs)."""
+
+    metric: str
+    dense: bool = False
+
+
+KINDS = {"classification": Kind("accuracy"), "segmentation": Kind("miou", dense=True), "multilabel": Kind("map")}
+
+
+def file_uri(path: str | Path) -> str:
+    """`file://PATH`, the mke-live source URI of a recording or media file (relative paths stay so;
+    the characters a URI reads otherwise — %, ?, # — escaped)."""
+    escaped = Path(path).as_posix().replace("%", "%25").replace("?", "%3F").replace("#", "%23")
+    return f"file://{escaped}"
 
 
 class Task(ABC):
     """A task builds its data and models; the core does the rest (stages, losses, metrics, report).
 
-    Subclasses set the class attributes and implement `build_data` and `build_model`.
+    Subclasses set the class attributes and implement `build_data` and `build_model`; a concrete task
+    is registered with `@mke.train.tasks.register_task` and configured by `configs/<name>.yaml`. What
+    export and live need is declared here too (`input_spec`, `live_inputs`, `replay`), so neither
+    side names tasks.
     """
 
     name: str = ""
@@ -41,10 +64,23 @@ class Task(ABC):
     # The paper's figures for the headline setting, keyed by method name, in the metric's units.
     paper: dict[str, float] = {}
     paper_note: str = ""
+    # mke-live sources that give what this task's models take: `--input` URIs (e.g. "realsense://",
+    # "sim://"), with `live_audio` as the `--audio` URI beside each for models that hear (e.g. "mic://").
+    # Empty for a task whose inputs no sensor gives (TwoMoon's coordinates).
+    live_inputs: tuple[str, ...] = ()
+    live_audio: str | None = None
+    # The inputs (α, β): name → modality kind (mke.runtime.modalities); an input's preprocessing
+    # parameters are `preprocess.<name>` of the config, when it has that section.
+    input_kinds: dict[str, str] = {}
 
     @property
     def metric(self) -> str:
-        return KINDS[self.kind]
+        return KINDS[self.kind].metric
+
+    def output_shape(self, inputs: list, num_classes: int) -> list[int]:
+        """The model's class scores for a batch of 1: (1, K), or (1, K, H, W) for a dense kind, H × W
+        being its first input's (mke.runtime.spec.InputSpec) spatial size."""
+        return [1, num_classes] + (list(inputs[0].shape[2:]) if KINDS[self.kind].dense else [])
 
     def prepare(self, cfg: dict, progress: bool) -> None:
         """Make the data ready once, in the main process, before workers build their splits
@@ -62,11 +98,29 @@ class Task(ABC):
         the classes in dimension 1.
         """
 
-    def input_spec(self, cfg: dict, modality: str):
-        """The model-spec entry of one input (mke.runtime.spec.InputSpec): name, modality, shape with a
-        batch of 1, layout and the preprocessing parameters the robot must apply."""
-        raise MkeError(f"task '{self.name}' cannot describe its inputs for export yet")
+    def input_modality(self, name: str) -> Modality:
+        if name not in self.input_kinds:
+            raise MkeError(f"task {self.name} has the inputs {' and '.join(self.input_kinds)}, not {name!r}")
+        return get_modality(self.input_kinds[name])
 
+    def input_params(self, cfg: dict, name: str) -> dict:
+        """The preprocessing parameters of input `name`: `preprocess.<name>`, of the input's kind."""
+        kind = self.input_modality(name).name
+        params = cfg.get("preprocess", {}).get(name, {})  # a task without a preprocess section: the kind's defaults
+        if params.get("kind", kind) != kind:
+            raise MkeError(f"preprocess.{name}.kind must be {kind!r} (task {self.name}'s {name} input), "
+                           f"got {params['kind']!r}")
+        return {"kind": kind, **params}
+
+    def input_fallback_shape(self, cfg: dict, name: str) -> tuple[int, ...] | None:
+        """The input's shape (no batch) where its parameters leave dimensions open (-1), else None."""
+        return None
+
+    def input_spec(self, cfg: dict, name: str) -> InputSpec:
+        """The model-spec entry of one input: name, modality, shape with a batch of 1, layout and the
+        preprocessing parameters the robot must apply."""
+        return input_spec(name, self.input_params(cfg, name),
+                          fallback_shape=lambda: self.input_fallback_shape(cfg, name))
     def colors(self, num_classes: int) -> list[list[int]]:
         """One RGB colour per class for overlays: the task's own, else a fixed palette."""
         own = getattr(self, "class_colors", ())
@@ -88,5 +142,23 @@ class Task(ABC):
         return []
 
     def replay(self, cfg: dict) -> Path | None:
-        """A sensor recording of the task's world that `mke-live --replay` can play, if the data has one."""
+        """A sensor recording (or video) of the task's world that `mke-live --input file://…` plays, if
+        the data has one."""
         return None
+
+    def replay_audio(self, cfg: dict) -> Path | None:
+        """The sound beside `replay` (a WAV for `mke-live --audio file://…`), if it has one apart."""
+        return None
+
+    def live_commands(self, cfg: dict, model_path: str | Path) -> list[str]:
+        """`mke-live` command lines that run an exported model of this task: on the task's own recording
+        first (when its data has one), then on each of `live_inputs`; [] when no source fits."""
+        sources = []
+        replay = self.replay(cfg)
+        if replay is not None:
+            audio = self.replay_audio(cfg)
+            sources.append((file_uri(replay), None if audio is None else file_uri(audio)))
+        sources += [(uri, self.live_audio) for uri in self.live_inputs]
+        model = shlex.quote(str(model_path))
+        return [f"mke-live {model} --input {shlex.quote(uri)}"
+                + ("" if audio is None else f" --audio {shlex.quote(audio)}") for uri, audio in sources]

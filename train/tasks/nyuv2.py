@@ -27,9 +27,11 @@ from mke.runtime.camera import Intrinsics
 from mke.runtime.depth_units import metres_to_millimetres
 from mke.runtime.errors import MkeError
 from mke.runtime.fileio import atomic_path, cache_folder, write_json
+from mke.runtime.modalities import get_modality
 from mke.runtime.preprocess import resize_image
 from mke.train.datasets.nyuv2 import (CLASS_NAMES_40, RGB_INTRINSICS, NYUv2Labeled, load_raw_pair, raw_pairs,
                                       register_depth_to_rgb, scaled_intrinsics)
+from mke.train.tasks import register_task
 from mke.train.tasks.base import label_colors
 from mke.train.tasks.rgbd import SUP
 from mke.train.tasks.segmentation import FrameSet, RGBDSegmentationTask
@@ -50,7 +52,7 @@ def _expected() -> str:
 
 def nyu_paths(data_cfg: dict) -> dict[str, Path]:
     """The four inputs under `data.root`, checked to exist; the error lists what is expected."""
-    root = str(data_cfg.get("root") or "").strip()
+    root = str(data_cfg["root"] or "").strip()
     if not root:
         raise MkeError("data.root is not set: point it at your NYU Depth V2 folder, e.g. "
                        f"mke-train --task nyuv2 data.root=/data/nyu; it must hold {_expected()}")
@@ -63,6 +65,11 @@ def nyu_paths(data_cfg: dict) -> dict[str, Path]:
     if missing:
         raise MkeError(f"NYU Depth V2 files missing: {', '.join(missing)}; data.root must hold {_expected()}")
     return paths
+
+
+def rgb_size(cfg: dict) -> list[int] | None:
+    """[h, w] the frames are brought to (preprocess.rgb.size; None: as the files give them)."""
+    return get_modality("rgb").params(cfg["preprocess"]["rgb"])["size"]
 
 
 def cache_dir(cfg: dict) -> Path:
@@ -78,7 +85,7 @@ def cache_dir(cfg: dict) -> Path:
            **{k: d[k] for k in (*FILES, "unlabeled_every", "unlabeled_max", "max_time_diff_s",
                                 "exclude_test_scenes", "test_depth")},
            "labeled_mat_stat": [stat.st_size, stat.st_mtime_ns] if stat else None,
-           "size": cfg["preprocess"]["rgb"].get("size")}
+           "size": rgb_size(cfg)}
     return cache_folder(d["cache_dir"], "nyuv2", key)
 
 
@@ -184,7 +191,7 @@ def _check_data_cfg(cfg: dict) -> None:
     if int(d["unlabeled_every"]) < 1 or int(d["unlabeled_max"]) < 0:
         raise MkeError(f"data.unlabeled_every must be >= 1 and data.unlabeled_max >= 0 (0 = all), got "
                        f"{d['unlabeled_every']} and {d['unlabeled_max']}")
-    size = cfg["preprocess"]["rgb"].get("size")
+    size = rgb_size(cfg)
     if not (isinstance(size, list) and len(size) == 2 and all(isinstance(x, int) and x > 0 for x in size)):
         raise MkeError(f"preprocess.rgb.size must be [height, width] in pixels, got {size!r}")
 
@@ -244,6 +251,7 @@ def load_nyuv2(cfg: dict) -> dict[str, FrameSet]:
     return out
 
 
+@register_task
 class NYUv2Task(RGBDSegmentationTask):
     name = "nyuv2"
     title = "NYU Depth V2 (RGB → RGB + depth)"
@@ -254,6 +262,7 @@ class NYUv2Task(RGBDSegmentationTask):
              "MM student": 48.88}
     paper_note = ("Paper figures: NYU Depth V2, Table 4 (mIoU %), with a DeepLabV3+ ResNet-101 teacher and an "
                   "SA-Gate RGB-HHA student at 640×480; with other networks or resolutions compare the ordering.")
+    live_inputs = ("realsense://",)
 
     def prepare(self, cfg: dict, progress: bool) -> None:
         if SUP in cfg["methods"]:

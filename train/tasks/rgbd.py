@@ -16,6 +16,7 @@ from mke.runtime.depth_units import metres_to_millimetres
 from mke.runtime.errors import MkeError
 from mke.runtime.preprocess import resize_image
 from mke.runtime.sim.classes import CLASS_COLORS, CLASS_NAMES
+from mke.train.tasks import register_task
 from mke.train.tasks.base import label_colors
 from mke.train.tasks.segmentation import FrameSet, RGBDSegmentationTask
 
@@ -28,14 +29,14 @@ SUP = "MM student (sup)"
 
 
 def source(cfg: dict) -> str:
-    value = cfg["data"].get("source", "builtin")
+    value = cfg["data"]["source"]
     if value not in SOURCES:
         raise MkeError(f"data.source must be one of {', '.join(SOURCES)}, got {value!r}")
     return value
 
 
 def manifest_class_names(cfg: dict) -> tuple[str, ...]:
-    names = cfg["data"].get("class_names") or []
+    names = cfg["data"]["class_names"]
     if not isinstance(names, list) or not names or not all(isinstance(n, str) and n for n in names):
         raise MkeError("data.source=manifest needs data.class_names: your classes in label-id order, e.g. "
                        "data.class_names='[floor, wall, table]' (mask value 0 is the first, 255 is void)")
@@ -45,7 +46,7 @@ def manifest_class_names(cfg: dict) -> tuple[str, ...]:
 
 
 def manifest_path(cfg: dict, split: str) -> Path:
-    value = (cfg["data"].get("manifests") or {}).get(split) or ""
+    value = cfg["data"]["manifests"].get(split) or ""
     if not value:
         raise MkeError(f"data.source=manifest needs data.manifests.{split}: a .csv or .jsonl manifest of "
                        f"{_needs_text(split)} (see docs/data.md)")
@@ -96,6 +97,7 @@ def manifest_frames(manifest, split: str, size) -> FrameSet:
                     labels=np.stack(labels) if keep_labels else None, name=split)
 
 
+@register_task
 class RGBDTask(RGBDSegmentationTask):
     name = "rgbd"
     title = "built-in RGB-D rooms (RGB → RGB + depth)"
@@ -106,6 +108,7 @@ class RGBDTask(RGBDSegmentationTask):
              "MM student": 48.88}
     paper_note = ("Paper figures are NYU Depth V2 (Table 4, mIoU %), shown for reference: this run uses the "
                   "built-in rendered rooms, so only the ordering, not the values, is comparable.")
+    live_inputs = ("realsense://", "sim://")
 
     def use_config(self, cfg: dict) -> None:
         """Set this instance's classes and title from the config.
@@ -129,9 +132,7 @@ class RGBDTask(RGBDSegmentationTask):
 
             load_builtin_rgbd(cfg["data"], progress=progress)
             return
-        if cfg["preprocess"]["depth"].get("encoding", "metric") == "hha":
-            raise MkeError("preprocess.depth.encoding=hha needs the camera intrinsics, which manifests do not "
-                           "carry; use preprocess.depth.encoding=metric with data.source=manifest")
+        self.check_frame_metadata(cfg, carried=(), source="manifests (data.source=manifest)")
         manifests = read_manifests(cfg)
         if SUP in cfg["methods"] and not manifests["unlabeled"].has_masks:
             raise MkeError(f"'{SUP}' needs a mask on every row of the unlabeled manifest "
@@ -152,5 +153,5 @@ class RGBDTask(RGBDSegmentationTask):
             from mke.train.datasets.builtin_rgbd import load_builtin_rgbd
 
             return load_builtin_rgbd(cfg["data"], progress=False)
-        size = cfg["preprocess"]["rgb"].get("size")
+        size = self.input_modality("rgb").params(cfg["preprocess"]["rgb"])["size"]
         return {split: manifest_frames(m, split, size) for split, m in read_manifests(cfg).items()}

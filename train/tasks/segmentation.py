@@ -1,7 +1,8 @@
 """RGB → RGB-D semantic segmentation: the shared part of the `rgbd` and `nyuv2` tasks.
 
 A subclass only loads raw frames (`FrameSet`: uint8 RGB, uint16 millimetre depth, uint8 labels);
-this class turns them into tensors with the runtime's preprocessing, builds the ESANet-style
+this class turns them into tensors with the runtime's preprocessing (each input's registered
+modality, `mke.runtime.modalities`: the functions the robot runs), builds the ESANet-style
 networks, weighs rare classes, augments jointly and draws the report's figures.
 """
 from __future__ import annotations
@@ -9,13 +10,13 @@ from __future__ import annotations
 from abc import abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Collection, Iterable
 
 import numpy as np
 import torch
 
 from mke.runtime.camera import Intrinsics
 from mke.runtime.errors import MkeError
-from mke.runtime.preprocess import check_depth, preprocess_depth, preprocess_rgb
 from mke.train.augment import augment_batch
 from mke.train.data import MKEData, Split
 from mke.train.losses import IGNORE_INDEX
@@ -51,6 +52,18 @@ class FrameSet:
     def __len__(self) -> int:
         return len(self.rgb)
 
+    def field(self, name: str) -> np.ndarray | None:
+        """The raw frames of a modality's field ("rgb", "depth", as LiveFrame names them)."""
+        return getattr(self, _FIELD_ATTRIBUTES.get(name, name), None)
+
+    def context(self, index: int, names: Iterable[str]) -> dict[str, Any]:
+        """Frame `index`'s metadata a modality's preprocessing takes ("intrinsics", "up"), None where unknown."""
+        values = {name: getattr(self, name, None) for name in names}
+        return {name: None if v is None else v[index] for name, v in values.items()}
+
+
+_FIELD_ATTRIBUTES = {"depth": "depth_mm"}  # fields whose FrameSet attribute names the unit
+
 
 def median_frequency_weights(labels: torch.Tensor, num_classes: int, cap: float = 10.0) -> torch.Tensor:
     """Median-frequency class balancing (Eigen & Fergus): weight_c = median(freq) / freq_c, capped."""
@@ -69,31 +82,43 @@ class RGBDSegmentationTask(Task):
     kind = "segmentation"
     class_names: tuple[str, ...] = ()
     class_colors: tuple[tuple[int, int, int], ...] = ()
+    input_kinds = {"rgb": "rgb", "depth": "depth"}  # α and β
 
     @abstractmethod
     def load_frames(self, cfg: dict) -> dict[str, FrameSet]:
         """{"labeled": RGB + labels, "unlabeled": RGB + depth (+ labels if known), "test": all three}."""
 
-    def depth_channels(self, cfg: dict) -> int:
-        return 3 if cfg["preprocess"]["depth"].get("encoding", "metric") == "hha" else 1
+    def check_frame_metadata(self, cfg: dict, carried: Collection[str], source: str) -> None:
+        """An MkeError when an input's preprocessing needs per-frame metadata (the camera intrinsics for
+        HHA) that the frames of `source` do not carry: before any frame is read."""
+        for name in self.input_kinds:
+            for needed, setting in self.input_modality(name).needs(self.input_params(cfg, name)).items():
+                if needed not in carried:
+                    raise MkeError(f"preprocess.{name}.{setting} needs the camera {needed}, which {source} do not "
+                                   f"carry; choose another preprocess.{name}.{setting.split('=')[0]}")
 
-    def _tensors(self, frames: FrameSet, cfg: dict, with_depth: bool) -> Split:
-        pre = cfg["preprocess"]
-        rgb = torch.from_numpy(np.stack([preprocess_rgb(x, pre["rgb"]) for x in frames.rgb]))
-        inputs = {"rgb": rgb}
-        if with_depth:
-            if frames.depth_mm is None:
-                raise MkeError(f"the {frames.name} split has no depth")
-            depth = []
-            for i, d in enumerate(frames.depth_mm):
-                check_depth(d, f"{frames.name} depth frame {i}")
-                k = None if frames.intrinsics is None else frames.intrinsics[i]
-                up = None if frames.up is None else frames.up[i]
-                depth.append(preprocess_depth(d, pre["depth"], k, up))
-            inputs["depth"] = torch.from_numpy(np.stack(depth))
+    def input_channels(self, cfg: dict, name: str) -> int:
+        return self.input_modality(name).input_shape(self.input_params(cfg, name))[0]
+
+    def input_fallback_shape(self, cfg: dict, name: str) -> tuple[int, ...]:
+        return -1, cfg["data"]["height"], cfg["data"]["width"]  # an image without `size`: the frames' own
+
+    @staticmethod
+    def _preprocessed(frames: FrameSet, modality: Modality, params: dict) -> torch.Tensor:
+        """Every frame of the split through the modality's preprocessing, stacked."""
+        raw = frames.field(modality.field)
+        if raw is None:
+            raise MkeError(f"the {frames.name} split has no {modality.field}")
+        return torch.from_numpy(np.stack([modality(x, params, **frames.context(i, modality.context))
+                                          for i, x in enumerate(raw)]))
+
+    def _tensors(self, frames: FrameSet, cfg: dict, names: tuple[str, ...]) -> Split:
+        inputs = {name: self._preprocessed(frames, self.input_modality(name), self.input_params(cfg, name))
+                  for name in names}
         labels = None
         if frames.labels is not None:
-            size = pre["rgb"].get("size")
+            alpha = next(iter(self.input_kinds))  # labels are per pixel of the α image, at its size
+            size = self.input_modality(alpha).params(self.input_params(cfg, alpha))["size"]
             lab = frames.labels
             if size is not None and tuple(lab.shape[1:]) != tuple(size):
                 import cv2
@@ -112,28 +137,19 @@ class RGBDSegmentationTask(Task):
                 bad = np.unique(fs.labels[(fs.labels != IGNORE_INDEX) & (fs.labels >= k)])
                 if bad.size:
                     raise MkeError(f"the {name} split has class ids {bad[:5].tolist()} but the task has {k} classes")
-        labeled = self._tensors(frames["labeled"], cfg, with_depth=False)
-        return MKEData(alpha="rgb", beta="depth", labeled=labeled,
-                       unlabeled=self._tensors(frames["unlabeled"], cfg, with_depth=True),
-                       test=self._tensors(frames["test"], cfg, with_depth=True), class_names=list(self.class_names))
+        alpha, beta = self.input_kinds
+        return MKEData(alpha=alpha, beta=beta, labeled=self._tensors(frames["labeled"], cfg, (alpha,)),
+                       unlabeled=self._tensors(frames["unlabeled"], cfg, (alpha, beta)),
+                       test=self._tensors(frames["test"], cfg, (alpha, beta)), class_names=list(self.class_names))
 
     def build_model(self, cfg: dict, role: str, modalities: tuple[str, ...], reg: Regularization) -> torch.nn.Module:
-        channels = {"rgb": 3, "depth": self.depth_channels(cfg)}
-        unknown = [m for m in modalities if m not in channels]
+        unknown = [m for m in modalities if m not in self.input_kinds]
         if unknown:
-            raise MkeError(f"task {self.name} has modalities rgb and depth, not {unknown}")
+            raise MkeError(f"task {self.name} has modalities {' and '.join(self.input_kinds)}, not {unknown}")
         m = cfg["model"]
-        return SegmentationNet({name: channels[name] for name in modalities}, len(self.class_names), m["encoder"],
-                               m["decoder_width"], m["pretrained"], dropout=reg.dropout, hidden_noise=reg.hidden_noise)
-
-    def input_spec(self, cfg: dict, modality: str):
-        from mke.runtime.spec import InputSpec
-
-        pre = cfg["preprocess"][modality]
-        h, w = pre.get("size") or (cfg["data"]["height"], cfg["data"]["width"])
-        channels = 3 if modality == "rgb" else self.depth_channels(cfg)
-        return InputSpec(modality, modality, [1, channels, int(h), int(w)], layout="NCHW",
-                         preprocess={"kind": modality, **pre})
+        return SegmentationNet({name: self.input_channels(cfg, name) for name in modalities}, len(self.class_names),
+                               m["encoder"], m["decoder_width"], m["pretrained"], dropout=reg.dropout,
+                               hidden_noise=reg.hidden_noise)
 
     def class_weight(self, cfg: dict, targets, num_classes: int) -> torch.Tensor | None:
         """Median-frequency weights of the classes in the model's own training targets: the teacher's
@@ -147,7 +163,7 @@ class RGBDSegmentationTask(Task):
         raise MkeError(f"loss.class_weighting must be 'none' or 'median_frequency', got {kind!r}")
 
     def augment(self, batch: Split, params: dict, generator: torch.Generator) -> Split:
-        return augment_batch(batch, params, generator, nearest_inputs=("depth",), color_inputs=("rgb",))
+        return augment_batch(batch, params, generator, self.input_kinds)
 
     def figures(self, run, data: MKEData) -> list[Path]:
         from mke.train.plots import segmentation_examples

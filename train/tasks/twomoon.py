@@ -10,9 +10,11 @@ from mke.runtime.errors import MkeError
 from mke.train.data import MKEData, Split
 from mke.train.methods import Regularization
 from mke.train.models.mlp import ModalityMLP
+from mke.train.tasks import register_task
 from mke.train.tasks.base import Task
 
 
+@register_task
 class TwoMoonTask(Task):
     name = "twomoon"
     kind = "classification"
@@ -20,6 +22,7 @@ class TwoMoonTask(Task):
     paper = {"UM teacher": 68.00, "UM student": 72.80, "MM student (no reg)": 68.85,
              "MM student": 83.15, "MM student (sup)": 86.95}
     paper_note = "Paper, Table 2: strong input-noise regularization, accuracy in %."
+    input_kinds = {"x": "vector", "y": "vector"}
 
     def build_data(self, cfg: dict) -> MKEData:
         from sklearn.datasets import make_moons
@@ -51,10 +54,8 @@ class TwoMoonTask(Task):
             raise MkeError(f"twomoon has modalities x and y, not {modalities}")
         return ModalityMLP({m: 1 for m in modalities}, hidden, 2, dropout=reg.dropout, hidden_noise=reg.hidden_noise)
 
-    def input_spec(self, cfg: dict, modality: str):
-        from mke.runtime.spec import InputSpec
-
-        return InputSpec(modality, "vector", [1, 1], layout="NC", preprocess={"kind": "vector"})
+    def input_fallback_shape(self, cfg: dict, name: str) -> tuple[int, ...]:
+        return (1,)  # one coordinate
 
     def figures(self, run, data: MKEData) -> list[Path]:
         from mke.train.plots import twomoon_decision_boundaries

@@ -1,13 +1,16 @@
-"""A microphone through sounddevice (PortAudio): an input stream whose callback fills an AudioRing."""
+"""A microphone through sounddevice (PortAudio): an input stream whose callback fills an AudioRing
+(`--audio mic://[DEVICE]?rate=48000&channels=2`)."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import numpy as np
 
 from mke.runtime.errors import MkeError
 from mke.runtime.live.audio.ring import AudioRing
 from mke.runtime.live.audio.signal import resample, to_channels
+from mke.runtime.live.sources.registry import SourceContext, register_source
 
 
 def _import_sounddevice():
@@ -40,7 +43,8 @@ class Microphone:
         except (ValueError, sd.PortAudioError) as exc:
             names = [d["name"] for d in sd.query_devices() if d["max_input_channels"] > 0]
             raise MkeError(f"no microphone {self.device!r} ({exc}); input devices found: {', '.join(names) or 'none'}; "
-                           "pick one with --mic NAME, or give a recording with --wav FILE") from None
+                           "pick one with --audio mic://NAME (or --mic NAME), or give a recording with "
+                           "--audio file://X.wav (or --wav FILE)") from None
         rate = int(self.device_rate or info["default_samplerate"])
         channels = int(self.device_channels or min(2, info["max_input_channels"]) or 1)
         self.ring = AudioRing(rate, channels)
@@ -79,3 +83,27 @@ class Microphone:
             self._stream.abort()
             self._stream.close()
             self._stream = None
+
+
+@dataclass(frozen=True)
+class MicOptions:
+    device: str | None = None     # a sounddevice name or index (the URI's address); None or "default": the default
+    rate: int | None = None       # the device's own rate in Hz (default: the device's)
+    channels: int | None = None   # the device's own channel count (default: up to 2)
+
+    def __post_init__(self):
+        for name in ("rate", "channels"):
+            value = getattr(self, name)
+            if value is not None and value <= 0:
+                raise MkeError(f"{name} must be positive, got {value}")
+
+
+@register_source("mic", options=MicOptions, target="device", modalities={"audio"}, role="audio",
+                 form="mic://[DEVICE]", summary="a microphone (sounddevice / PortAudio), host clock")
+def open_microphone(options: MicOptions, context: SourceContext) -> Microphone:
+    device = options.device
+    if device in ("", "default"):
+        device = None
+    return Microphone(context.audio_rate, context.audio_channels,
+                      device=int(device) if device is not None and device.isdigit() else device,
+                      device_rate=options.rate, device_channels=options.channels)

@@ -1,13 +1,16 @@
-"""A WAV file beside a video or recording, addressed by media time (stdlib `wave`: PCM 8/16/24/32-bit)."""
+"""A WAV file beside a video or recording, addressed by media time (stdlib `wave`: PCM 8/16/24/32-bit;
+`--audio file://X.wav` or the bare path)."""
 from __future__ import annotations
 
 import wave
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from mke.runtime.errors import MkeError
 from mke.runtime.live.audio.signal import resample, to_channels
+from mke.runtime.live.sources.registry import SourceContext, register_source
 
 
 def read_wav(path: str | Path) -> tuple[np.ndarray, int]:
@@ -65,3 +68,15 @@ class WavAudio:
 
     def close(self) -> None:
         self._samples = None
+
+
+@dataclass(frozen=True)
+class WavOptions:
+    path: Path   # the URI's address
+
+
+@register_source(options=WavOptions, target="path", suffixes=(".wav",), modalities={"audio"}, role="audio",
+                 form="file://X.wav (or the bare path)",
+                 summary="a WAV file, media clock (it starts with the first frame)")
+def open_wav(options: WavOptions, context: SourceContext) -> WavAudio:
+    return WavAudio(options.path, context.audio_rate, context.audio_channels)

@@ -31,5 +31,5 @@ def found_summary() -> str:
             f"video devices: {', '.join(v4l) or 'none'}")
 
 
-NO_CAMERA_HINT = ("replay a recording with `--sensor realsense --replay FILE.db3` (or .bag), "
-                  "or run with no hardware at all with `--sensor sim`")
+NO_CAMERA_HINT = ("replay a recording with `--input file://REC.db3` (or .bag; alias `--replay FILE.db3`), "
+                  "or run with no hardware at all with `--input sim://` (alias `--sensor sim`)")

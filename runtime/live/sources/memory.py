@@ -52,8 +52,8 @@ class Preloaded(Source):
                 while len(cache) < self.frames:
                     status, frame = self.source.read(self.read_timeout_s)
                     if status is Status.OK:
-                        for name in ("rgb", "depth", "audio", "up"):
-                            _read_only(getattr(frame, name))
+                        for array in (frame.rgb, frame.depth, frame.audio, frame.up, *frame.extras.values()):
+                            _read_only(array)
                         cache.append(frame)
                     elif status in (Status.END, Status.ERROR):
                         break

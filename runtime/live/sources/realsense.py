@@ -1,4 +1,4 @@
-"""RealSense RGB-D: a live camera (`--serial`, `--record`) or a recording (`--replay`), one SDK for both.
+"""RealSense RGB-D: a live camera (`realsense://[SERIAL]`) or a recording (`file://REC.db3`, `.bag`), one SDK for both.
 
 Depth is aligned to colour (`rs.align`) and converted to millimetres with the scale the device
 reports; colour comes as RGB8. A live camera streams the smallest colour and depth profiles that
@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import os
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 from mke.runtime.errors import MkeError
 from mke.runtime.live.frame import LiveFrame, Status
 from mke.runtime.live.sources.base import Source
 from mke.runtime.live.sources.discovery import NO_CAMERA_HINT, found_summary
+from mke.runtime.live.sources.registry import SourceContext, register_source
 from mke.runtime.camera import Intrinsics
 from mke.runtime.depth_units import units_to_millimetres
 from mke.runtime.sensors.realsense_recording import _import_rs, _to_rgb, read_recording
@@ -109,7 +111,7 @@ class RealSenseCamera(Source):
             if dev.get_info(rs.camera_info.serial_number) == self.serial:
                 return dev
         raise MkeError(f"no RealSense camera with serial {self.serial} ({found_summary()}); pick one of those "
-                       f"serials with --serial, or {NO_CAMERA_HINT}")
+                       f"serials with --input realsense://SERIAL (or --serial), or {NO_CAMERA_HINT}")
 
     def _profiles(self, rs, device) -> tuple[tuple[int, int], tuple[int, int]]:
         colour, depth = [], []
@@ -182,3 +184,35 @@ class RealSenseCamera(Source):
         if self._record_tmp is not None and self._record_tmp.is_file():
             os.replace(self._record_tmp, self.record)  # the SDK closed the file when the pipeline stopped
             self._record_tmp = None
+
+
+@dataclass(frozen=True)
+class CameraOptions:
+    serial: str | None = None       # the camera's serial number (the URI's address); None: the first camera
+    fps: int = 30
+    record: Path | None = None      # also save the raw streams to this .db3
+
+    def __post_init__(self):
+        if self.fps <= 0:
+            raise MkeError(f"fps must be positive, got {self.fps}")
+
+
+@dataclass(frozen=True)
+class ReplayOptions:
+    path: Path                      # the recording (the URI's address)
+    loop: bool = False              # start again at its end
+
+
+@register_source("realsense", options=CameraOptions, target="serial", modalities={"rgb", "depth"},
+                 form="realsense://[SERIAL]",
+                 summary="a live RealSense camera, depth aligned to colour (pyrealsense2)")
+def open_camera(options: CameraOptions, context: SourceContext) -> RealSenseCamera:
+    return RealSenseCamera(serial=options.serial, want_size=context.image_size, fps=options.fps,
+                           record=options.record)
+
+
+@register_source(options=ReplayOptions, target="path", suffixes=(".db3", ".bag"), modalities={"rgb", "depth"},
+                 form="file://REC.db3 (.bag; or the bare path)",
+                 summary="a RealSense recording played through the SDK")
+def open_replay(options: ReplayOptions, context: SourceContext) -> RealSenseReplay:
+    return RealSenseReplay(options.path, real_time=context.real_time, loop=options.loop)

@@ -1,11 +1,15 @@
-"""The simulator as a camera: pybullet rooms (`mke.runtime.sim`) with a camera flying through them,
-one room after another — RGB-D frames with no hardware at all. Paced at `fps` unless `real_time` is off."""
+"""The simulator as a camera (`sim://?seed=3`): pybullet rooms (`mke.runtime.sim`) with a camera flying
+through them, one room after another — RGB-D frames with no hardware at all, rendered at the model's
+size. Paced at `fps` unless `real_time` is off."""
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
+from mke.runtime.errors import MkeError
 from mke.runtime.live.frame import LiveFrame, Status
 from mke.runtime.live.sources.base import Source
+from mke.runtime.live.sources.registry import SourceContext, register_source
 
 FRAMES_PER_ROOM = 300
 
@@ -55,3 +59,19 @@ class SimCamera(Source):
         if self._world is not None:
             self._world.close()
             self._world = self._frames = None
+
+
+@dataclass(frozen=True)
+class SimOptions:
+    seed: int = 0       # the first room's seed; room k is seed + k
+    fps: float = 30.0   # frames per second of simulated time (and of real time, unless --fast)
+
+    def __post_init__(self):
+        if not self.fps > 0:
+            raise MkeError(f"fps must be positive, got {self.fps}")
+
+
+@register_source("sim", options=SimOptions, modalities={"rgb", "depth"}, form="sim://",
+                 summary="the built-in pybullet rooms, rendered at the model's size (no hardware)")
+def open_sim(options: SimOptions, context: SourceContext) -> SimCamera:
+    return SimCamera(size=context.image_size, seed=options.seed, fps=options.fps, real_time=context.real_time)

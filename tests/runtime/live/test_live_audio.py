@@ -65,12 +65,15 @@ def test_the_ring_returns_the_window_ending_at_a_time_and_flags_missing_audio():
     assert not underrun and np.all(window == 1)
 
 
-def test_video_and_wav_files_give_each_frame_the_audio_that_ends_at_it(av_onnx, tmp_path):
+@pytest.mark.parametrize("sources", [lambda v, w: ["--sensor", "files", "--video", str(v), "--wav", str(w)],
+                                     lambda v, w: ["--input", f"file://{v}", "--audio", f"file://{w}"]],
+                         ids=["alias", "uri"])
+def test_video_and_wav_files_give_each_frame_the_audio_that_ends_at_it(av_onnx, tmp_path, sources):
     video = write_video(tmp_path / "v.mp4", seconds=2.0)
     sound = np.concatenate([sine(44100, 1.0, 2), np.zeros((44100, 2), np.float32)])   # 1 s tone, 1 s silence
     wav = write_wav(tmp_path / "a.wav", sound, 44100)
     out = tmp_path / "p.jsonl"
-    assert main([str(av_onnx), "--sensor", "files", "--video", str(video), "--wav", str(wav), "--fast", "--headless",
+    assert main([str(av_onnx), *sources(video, wav), "--fast", "--headless",
                  "--jsonl", str(out), "--stats-every", "0"]) == 0
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     assert len(lines) == 60
@@ -115,14 +118,17 @@ def alsa_fifo_mic(tmp_path):
     os.close(fd)
 
 
-def test_microphone_capture_through_sounddevice_and_alsa(av_onnx, alsa_fifo_mic, tmp_path):
+@pytest.mark.parametrize("sources", [lambda v: ["--sensor", "camera", "--camera", str(v), "--mic", "--mic-rate", "48000",
+                                                 "--mic-channels", "2"],
+                                     lambda v: ["--input", str(v), "--audio", "mic://?rate=48000&channels=2"]],
+                         ids=["alias", "uri"])
+def test_microphone_capture_through_sounddevice_and_alsa(av_onnx, alsa_fifo_mic, tmp_path, sources):
     pytest.importorskip("sounddevice")
     home, feed = alsa_fifo_mic
     video = write_video(tmp_path / "v.mp4", seconds=4.0)
     out = tmp_path / "p.jsonl"
     env = dict(os.environ, HOME=str(home))
-    proc = subprocess.Popen([sys.executable, "-m", "mke.runtime.cli", str(av_onnx), "--sensor", "camera", "--camera",
-                             str(video), "--mic", "--mic-rate", "48000", "--mic-channels", "2", "--headless",
+    proc = subprocess.Popen([sys.executable, "-m", "mke.runtime.cli", str(av_onnx), *sources(video), "--headless",
                              "--jsonl", str(out), "--stats-every", "0"], env=env, stderr=subprocess.PIPE, text=True)
     try:
         started = [proc.stderr.readline() for _ in range(2)]   # the model line, then the source line once open

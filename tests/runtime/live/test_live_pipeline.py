@@ -16,7 +16,7 @@ from mke.runtime.live.backends import open_runner
 from mke.runtime.live.faults import FaultPlan
 from mke.runtime.live.pipeline import LivePipeline, PipelineOptions
 from mke.runtime.live.sinks.files import JsonlSink
-from mke.runtime.live.sources.camera import parse_camera
+from mke.runtime.live.sources import SourceContext, open_source
 from mke.runtime.live.sources.sim import SimCamera
 from mke.runtime.spec import InputSpec, ModelSpec, OutputSpec
 from tiny_models import write_model
@@ -34,7 +34,7 @@ def test_a_depth_model_on_a_camera_is_refused_before_anything_starts(rgbd_onnx, 
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert "needs 'rgb' (rgb), 'depth' (depth), but camera 0 gives only rgb" in err
-    assert "--sensor realsense (or --replay FILE.db3) or --sensor sim" in err
+    assert "give --input realsense://, file://REC.db3 or sim://" in err    # the depth modality's hint
     assert list(tmp_path.iterdir()) == []
 
 
@@ -256,11 +256,15 @@ def test_tensorrt_engine_runs_live():
 
 
 def test_camera_uris():
-    assert parse_camera("0") == ("device", 0)
-    assert parse_camera("v4l2:///dev/video2") == ("device", "/dev/video2")
-    assert parse_camera("rtsp://cam.local/stream") == ("stream", "rtsp://cam.local/stream")
-    assert parse_camera("file:///tmp/a.mp4") == ("file", "/tmp/a.mp4")
-    assert parse_camera("clip.mp4") == ("file", "clip.mp4")
+    def camera(uri):
+        source = open_source(uri, SourceContext())
+        return source.kind, source.target
+
+    assert camera("0") == ("device", 0)
+    assert camera("v4l2:///dev/video2") == ("device", "/dev/video2")
+    assert camera("rtsp://cam.local/stream?profile=2") == ("stream", "rtsp://cam.local/stream?profile=2")
+    assert camera("file:///tmp/a.mp4") == ("file", "/tmp/a.mp4")
+    assert camera("clip.mp4") == ("file", "clip.mp4")
 
 
 def test_fault_plans_parse():

@@ -38,10 +38,11 @@ def small_recording(tmp_path_factory):
                            color_intrinsics=color, compress=False)
 
 
+@pytest.mark.parametrize("flag", ["--replay", "--input"])   # the alias, and the bare path as --input
 def test_replay_through_the_sdk_gives_every_frame_and_the_depth_reaches_the_model(rgbd_onnx, small_recording,
-                                                                                 tmp_path, capsys):
+                                                                                 tmp_path, capsys, flag):
     out = tmp_path / "out"
-    code = main([str(rgbd_onnx), "--replay", str(small_recording), "--fast", "--headless",
+    code = main([str(rgbd_onnx), flag, str(small_recording), "--fast", "--headless",
                  "--jsonl", str(out / "p.jsonl"), "--save", str(out / "v.mp4"), "--stats-json", str(out / "s.json")])
     assert code == 0
     lines = read_jsonl(out / "p.jsonl")
@@ -77,8 +78,10 @@ def test_d435_default_profile_is_aligned_to_colour_and_resized_for_the_model(rgb
         assert r["classes"]["wall"] == pytest.approx(0.5, abs=0.05)
 
 
-def test_looped_replay_runs_past_the_end_of_the_recording(rgbd_onnx, small_recording, tmp_path):
-    code = main([str(rgbd_onnx), "--replay", str(small_recording), "--fast", "--loop", "--headless", "--frames", "30",
+@pytest.mark.parametrize("source", [lambda rec: ["--replay", str(rec), "--loop"],
+                                    lambda rec: ["--input", f"file://{rec}?loop=1"]], ids=["alias", "uri"])
+def test_looped_replay_runs_past_the_end_of_the_recording(rgbd_onnx, small_recording, tmp_path, source):
+    code = main([str(rgbd_onnx), *source(small_recording), "--fast", "--headless", "--frames", "30",
                  "--stats-json", str(tmp_path / "s.json"), "--stats-every", "0"])
     stats = json.loads((tmp_path / "s.json").read_text())
     assert code == 0 and stats["frames"] == 30 and stats["exit"] == "frame limit"
