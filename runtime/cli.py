@@ -95,6 +95,9 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--stats-json", type=Path, help="write the run's summary (or the benchmark's result) here")
     out.add_argument("--stats-every", type=float, default=5.0, help="seconds between stats lines (0: none)")
     out.add_argument("--alpha", type=float, default=0.5, help="opacity of the segmentation colours (0..1)")
+    out.add_argument("--truth", type=Path, metavar="FILE.json",
+                     help="score the model's top class at the moments this file names against their true class "
+                          "(the built-in audio-visual replay.json): train/serve agreement on a recording")
     bench = p.add_argument_group("benchmark")
     bench.add_argument("--benchmark", action="store_true",
                        help="end-to-end vs model-only throughput and the preprocessing share, side by side")
@@ -119,8 +122,8 @@ def _check_args(args) -> tuple:
             raise MkeError(f"--{name} must be {'positive' if name in ('frames', 'rounds') else 'zero or more'}, "
                            f"got {value}")
     if args.benchmark:
-        if args.save or args.jsonl:
-            raise MkeError("--benchmark measures the pipeline without outputs: leave out --save and --jsonl")
+        if args.save or args.jsonl or args.truth:
+            raise MkeError("--benchmark measures the pipeline without outputs: leave out --save, --jsonl and --truth")
         args.fast = True  # the source must not set the pace: it is read as fast as the pipeline takes it
     return sources
 
@@ -143,6 +146,10 @@ def _sinks(args, spec) -> list:
             from mke.runtime.live.sinks.files import JsonlSink
 
             sinks.append(JsonlSink(args.jsonl))
+        if args.truth:
+            from mke.runtime.live.sinks.truth import TruthSink
+
+            sinks.append(TruthSink(args.truth, spec.classes))
     except BaseException:
         for sink in sinks:
             sink.abort()
@@ -163,6 +170,11 @@ def _print_summary(summary: dict, sinks: list, args, log) -> None:
             f"memory {mem['baseline']} → {mem['end']} MiB ({growth} after frame {mem['baseline_after_frames']})")
     written = [f"{s.path} ({getattr(s, 'frames', getattr(s, 'lines', 0))} {'frames' if hasattr(s, 'frames') else 'lines'})"
                for s in sinks if hasattr(s, "path")]
+    if "truth" in summary:
+        t = summary["truth"]
+        accuracy = "–" if t["accuracy"] is None else f"{t['accuracy']:.2f} %"
+        log(f"  truth ({t['file']}): accuracy {accuracy} on {t['scored']} of {t['moments']} moments "
+            f"({t['correct']} right, {t['missed']} missed)")
     if args.stats_json:
         written.append(str(args.stats_json))
     if written:
@@ -223,6 +235,9 @@ def _run(args) -> int:
         summary.update(model=str(args.model), backend=runner.description, source=source.describe())
         if plan:
             summary["faults"] = {"plan": plan.__dict__, "injected": dict(source.injected)}
+        truth = next((s.result() for s in sinks if hasattr(s, "result")), None)
+        if truth is not None:
+            summary["truth"] = truth
         if args.stats_json:
             write_json(args.stats_json, summary)
         _print_summary(summary, sinks, args, log)

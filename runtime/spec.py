@@ -16,7 +16,7 @@ from mke.runtime.errors import MkeError
 FORMAT = "mke-model-spec/1"
 VOID = 255  # the label id of pixels no class covers (segmentation), ignored by losses and metrics
 TASK_KINDS = ("classification", "segmentation", "multilabel")
-LAYOUTS = ("NCHW", "NC", "NCT")
+LAYOUTS = ("NCHW", "NC", "NCT", "NTCHW")  # NTCHW: a sequence of T images (rgb_clip)
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,12 @@
-"""Joint random augmentation for dense prediction: flip, scale and crop applied identically to every
-input, the targets (class ids or probabilities) and the loss weights of a batch — MKE's
-regularizing transformation T for segmentation (the paper: flip + scale in [0.5, 1.75]) — and an
-optional photometric jitter of the colour input alone (`color`), which changes appearance but never
-geometry or labels. Each input's treatment comes from its modality (`mke.runtime.modalities`):
-`nearest` ones (depth) are resized with nearest neighbours, `photometric` ones (rgb) take the jitter.
+"""Joint random augmentation: flip, scale and crop applied identically to every input, the targets
+(class ids or probabilities per pixel) and the loss weights of a batch — MKE's regularizing
+transformation T for segmentation (the paper: flip + scale in [0.5, 1.75]) — an optional
+photometric jitter of the colour input alone (`color`), which changes appearance but never geometry
+or labels, and, for recognition (one label per sample, which no geometry changes), a random shift of
+the images (`shift`, camera jitter). Each input's treatment comes from its modality
+(`mke.runtime.modalities`): `nearest` ones (depth) are resized with nearest neighbours,
+`photometric` ones (rgb, rgb_clip) take the jitter, `image` ones are shifted. Image sequences
+(N, T, C, H, W) are treated image by image, alike across their T images.
 """
 from __future__ import annotations
 
@@ -41,14 +44,17 @@ def flip_scale_crop(batch: Split, params: dict, generator: torch.Generator,
     `scale` = [lo, hi], then crop (or pad) back to the original size at a random position.
 
     `nearest_inputs` (depth) are resized with nearest neighbours so invalid pixels (0) do not bleed into valid ones;
-    padding gets 0 in the inputs, `IGNORE_INDEX` in class-id targets, 0 probability and 0 weight.
+    padding gets 0 in the inputs, `IGNORE_INDEX` in class-id targets, 0 probability and 0 weight. Targets
+    of one label per sample (recognition: (N,) ids or (N, K) probabilities) are left as they are.
     """
     lo, hi = params.get("scale", (1.0, 1.0))
     flip = bool(params.get("flip", False))
     n = len(batch)
     size = next(iter(batch.inputs.values())).shape[-2:]
     h, w = int(size[0]), int(size[1])
-    hard = batch.targets is not None and not batch.targets.is_floating_point()
+    targets = batch.targets
+    dense = targets is None or targets.dim() >= (3 if targets.is_floating_point() else 2)  # per pixel
+    hard = targets is not None and dense and not targets.is_floating_point()
     out_in = {m: [] for m in batch.inputs}
     out_t, out_w = [], []
     for i in range(n):
@@ -65,35 +71,54 @@ def flip_scale_crop(batch: Split, params: dict, generator: torch.Generator,
                 t = t.flip(-1)
             if (sh, sw) == (h, w):  # scale 1 (flip-only T): nothing to resize or crop
                 return t
-            return _crop_or_pad(resize_batch(t, (sh, sw), nearest), h, w, top, left, fill)
+            shape = t.shape
+            t = t.flatten(1, -3)  # an image sequence (1, T, C, H, W) as one (1, T·C, H, W) image
+            t = _crop_or_pad(resize_batch(t, (sh, sw), nearest), h, w, top, left, fill)
+            return t.reshape(*shape[:-2], h, w)
 
         for m, x in batch.inputs.items():
             out_in[m].append(tf(x, m in nearest_inputs, 0.0))
-        if batch.targets is not None:
+        if dense and targets is not None:
             if hard:
                 out_t.append(tf(batch.targets.unsqueeze(1).float(), True, IGNORE_INDEX)[:, 0].to(batch.targets.dtype))
             else:
                 out_t.append(tf(batch.targets, False, 0.0))
-        if batch.weights is not None:
+        if dense and batch.weights is not None:
             out_w.append(tf(batch.weights.unsqueeze(1), False, 0.0)[:, 0])
+    if not dense:
+        return Split({m: torch.cat(v) for m, v in out_in.items()}, batch.targets, batch.weights)
     return Split({m: torch.cat(v) for m, v in out_in.items()},
                  torch.cat(out_t) if out_t else None, torch.cat(out_w) if out_w else None)
 
 
+def shift_images(x: torch.Tensor, px: int, generator: torch.Generator) -> torch.Tensor:
+    """Each sample's image(s) (N, …, H, W) moved by a random whole number of pixels in [-px, px] along
+    each axis, alike for all images of a sample; the uncovered border is 0 (the mean colour once
+    normalised)."""
+    if px <= 0:
+        return x
+    h, w = x.shape[-2:]
+    padded = F.pad(x, (px, px, px, px))
+    offsets = torch.randint(0, 2 * px + 1, (x.shape[0], 2), generator=generator).tolist()
+    return torch.stack([padded[i, ..., dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets)])
+
+
 def color_jitter(x: torch.Tensor, strength: float, generator: torch.Generator, grey_p: float = 0.2) -> torch.Tensor:
-    """Random lighting and colour cast on a normalised colour batch (N, 3, H, W), one draw per sample:
+    """Random lighting and colour cast on a normalised colour batch (N, 3, H, W) or (N, T, 3, H, W), one
+    draw per sample:
     x · gain · channel_gain + offset + channel_offset, gains in 1 ± strength (per channel 1 ± strength/2),
     offsets in ± strength standard deviations (per channel ± strength/2), and with probability
     `grey_p` the channels replaced by their mean (a colourless image)."""
     if strength <= 0:
         return x
-    n, c = x.shape[:2]
-    u = lambda *shape: torch.rand(*shape, generator=generator) * 2 - 1  # noqa: E731  uniform in [-1, 1]
-    gain = (1 + strength * u(n, 1, 1, 1)) * (1 + 0.5 * strength * u(n, c, 1, 1))
-    offset = strength * u(n, 1, 1, 1) + 0.5 * strength * u(n, c, 1, 1)
+    n, c = x.shape[0], x.shape[-3]
+    ones = (1,) * (x.dim() - 4)  # the T of a sequence: one draw for all its images
+    u = lambda k: torch.rand(n, *ones, k, 1, 1, generator=generator) * 2 - 1  # noqa: E731  uniform in [-1, 1]
+    gain = (1 + strength * u(1)) * (1 + 0.5 * strength * u(c))
+    offset = strength * u(1) + 0.5 * strength * u(c)
     out = x * gain.to(x.dtype) + offset.to(x.dtype)
-    grey = (torch.rand(n, generator=generator) < grey_p).view(n, 1, 1, 1)
-    return torch.where(grey, out.mean(dim=1, keepdim=True).expand_as(out), out)
+    grey = (torch.rand(n, generator=generator) < grey_p).view(n, *ones, 1, 1, 1)
+    return torch.where(grey, out.mean(dim=-3, keepdim=True).expand_as(out), out)
 
 
 def nearest_inputs(kinds: Mapping[str, str]) -> tuple[str, ...]:
@@ -102,9 +127,10 @@ def nearest_inputs(kinds: Mapping[str, str]) -> tuple[str, ...]:
 
 
 def augment_batch(batch: Split, params: dict, generator: torch.Generator, kinds: Mapping[str, str]) -> Split:
-    """The task's augmentation: `color` jitter on the photometric inputs, then flip / scale / crop on all;
-    `kinds` = {input name: modality kind} says which input is which."""
-    known = {"flip", "scale", "color"}
+    """The task's augmentation: `color` jitter on the photometric inputs, then flip / scale / crop on all,
+    then `shift` (pixels) of the images of recognition samples; `kinds` = {input name: modality kind}
+    says which input is which."""
+    known = {"flip", "scale", "color", "shift"}
     unknown = set(params) - known
     if unknown:
         raise MkeError(f"unknown augmentation parameter(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -118,4 +144,11 @@ def augment_batch(batch: Split, params: dict, generator: torch.Generator, kinds:
                        for m, x in batch.inputs.items()}, batch.targets, batch.weights)
     if params.get("flip") or tuple(params.get("scale", (1.0, 1.0))) != (1.0, 1.0):
         batch = flip_scale_crop(batch, params, generator, nearest_inputs({m: kinds[m] for m in batch.inputs}))
+    shift = int(params.get("shift", 0))
+    if shift:
+        if batch.targets is not None and batch.targets.dim() > 2:
+            raise MkeError("augmentation 'shift' moves the images, not per-pixel labels: dense prediction "
+                           "uses 'scale' (resize and crop) instead")
+        batch = Split({m: shift_images(x, shift, generator) if get_modality(kinds[m]).image else x
+                       for m, x in batch.inputs.items()}, batch.targets, batch.weights)
     return batch

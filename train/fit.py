@@ -109,6 +109,12 @@ def image_inputs(split: Split) -> bool:
     return any(x.dim() == 4 for x in split.inputs.values())
 
 
+def channels_last(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The images (N, C, H, W) among `inputs` in channels-last layout, the other inputs as they are
+    (vectors, waveforms, image sequences (N, T, C, H, W))."""
+    return {m: x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x for m, x in inputs.items()}
+
+
 def fit(model: torch.nn.Module, split: Split, optim: "dict | OptimSettings", reg: Regularization, *, seed: int,
         task=None, device: str = "cpu", class_weight: torch.Tensor | None = None, on_epoch=None,
         precision: str = "fp32") -> torch.nn.Module:
@@ -146,7 +152,7 @@ def fit(model: torch.nn.Module, split: Split, optim: "dict | OptimSettings", reg
                 batch = task.augment(batch, augment, generator)
             inputs = {m: add_relative_noise(x.to(device), reg.input_noise) for m, x in batch.inputs.items()}
             if images:
-                inputs = {m: x.contiguous(memory_format=torch.channels_last) for m, x in inputs.items()}
+                inputs = channels_last(inputs)
             weights = None if batch.weights is None else batch.weights.to(device)
             with autocast(device, precision):
                 scores = model(**inputs)
@@ -158,7 +164,7 @@ def fit(model: torch.nn.Module, split: Split, optim: "dict | OptimSettings", reg
             if schedule is not None:
                 schedule.step()
         if on_epoch is not None:
-            on_epoch(epoch, float(loss))
+            on_epoch(epoch, loss.item())
     return model.to(memory_format=torch.contiguous_format).eval()
 
 

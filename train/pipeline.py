@@ -404,7 +404,8 @@ def collect_metrics(cfg: dict, task, run: RunDir, seeds: list[int], jobs: list[S
     pseudo = [read_json(run.pseudo_result(s)) or {} for s in seeds]
     pl_acc = [p["score_on_unlabeled"] for p in pseudo if "score_on_unlabeled" in p]
     tta_test = [p["tta_teacher_test"] for p in pseudo if "tta_teacher_test" in p]
-    return {
+    data_summary = task.data_summary(cfg)
+    metrics = {
         "task": cfg["task"],
         "metric": task.metric,
         "seeds": seeds,
@@ -418,3 +419,6 @@ def collect_metrics(cfg: dict, task, run: RunDir, seeds: list[int], jobs: list[S
         "paper": dict(task.paper),
         "versions": {"torch": torch.__version__},
     }
+    if data_summary:  # what the task says about its data: split protocol, skipped files (Task.data_summary)
+        metrics["data"] = data_summary
+    return metrics

@@ -163,3 +163,40 @@ def segmentation_examples(run, task, data) -> Path:
     fig.suptitle(f"{task.title}: test frames, seed {seed}", fontsize=9)
     fig.tight_layout(rect=(0, 0.05, 1, 0.97))
     return _save(fig, run.figures_dir / "examples.png")
+
+
+def confusion_matrices(run, task, data) -> Path:
+    """Row-normalised confusion matrices on the test split (torchmetrics) of the teacher, the UM student
+    and the MM student (headline setting) of the report's example seed."""
+    from torchmetrics.functional.classification import multiclass_confusion_matrix
+
+    from mke.train.fit import predict
+    from mke.train.metrics import class_ids
+    from mke.train.runs import headline_student, load_model, run_config
+
+    cfg = run_config(run)
+    seed = cfg["report"]["example_seed"] % cfg["seeds"]
+    models = [("UM teacher", run.teacher(seed))]
+    models += [(m, headline_student(run, cfg, seed, m)) for m in ("UM student", "MM student")]
+    models = [(title, path) for title, path in models if path is not None and path.is_file()]
+    names, k = data.class_names, data.num_classes
+    fig, axes = plt.subplots(1, len(models), figsize=(3.6 * len(models), 3.4), squeeze=False)
+    for ax, (title, path) in zip(axes[0], models):
+        model, meta = load_model(cfg, task, path)
+        preds = class_ids(predict(model, data.test.select(meta["modalities"]), batch_size=256))
+        cm = multiclass_confusion_matrix(preds, data.test.targets, k, normalize="true").numpy()
+        accuracy = 100.0 * float((preds == data.test.targets).float().mean())
+        ax.imshow(cm, cmap="Blues", vmin=0.0, vmax=1.0)
+        for i in range(k):
+            for j in range(k):
+                if cm[i, j] >= 0.005:
+                    ax.text(j, i, f"{100 * cm[i, j]:.0f}", ha="center", va="center", fontsize=6,
+                            color="white" if cm[i, j] > 0.6 else "black")
+        ax.set_xticks(range(k), names, rotation=90, fontsize=7)
+        ax.set_yticks(range(k), names, fontsize=7)
+        ax.set_xlabel("predicted", fontsize=8)
+        ax.set_title(f"{title} ({' + '.join(meta['modalities'])}): {accuracy:.1f} %", fontsize=8)
+    axes[0][0].set_ylabel("true", fontsize=8)
+    fig.suptitle(f"{task.title}: test confusion (% of each true class), seed {seed}", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.94))
+    return _save(fig, run.figures_dir / "confusion.png")

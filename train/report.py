@@ -83,6 +83,31 @@ def pseudo_label_note(pl: dict) -> str:
     return text + "."
 
 
+DATA_LIST_MAX = 20  # items of a list the Data section shows; metrics.json keeps them all
+
+
+def _data_value(value) -> str:
+    """One value of `metrics["data"]` as text: a mapping as "key value, …", a list as "a; b; …" (an item
+    with a file and a reason as "file (reason)"), an empty one as "none"."""
+    if isinstance(value, dict):
+        if set(value) >= {"file", "reason"}:
+            return f"{value['file']} ({value['reason']})"
+        return ", ".join(f"{str(k).replace('_', ' ')} {_data_value(v)}" for k, v in value.items())
+    if isinstance(value, (list, tuple)):
+        items = [_data_value(v) for v in value[:DATA_LIST_MAX]]
+        if len(value) > DATA_LIST_MAX:
+            items.append(f"… and {len(value) - DATA_LIST_MAX} more (metrics.json lists all)")
+        return "; ".join(items) if items else "none"
+    return str(value)
+
+
+def data_section(summary: dict) -> list[str]:
+    """The "Data" section's lines from the task's `data_summary` (metrics["data"]); [] when it is empty."""
+    if not summary:
+        return []
+    return ["", "## Data", ""] + [f"- {str(k).replace('_', ' ')}: {_data_value(v)}" for k, v in summary.items()]
+
+
 def write_report(cfg: dict, task, run, data, metrics: dict) -> list[Path]:
     """Write figures and report.md; return the figure paths."""
     from mke.train import plots
@@ -110,6 +135,7 @@ def write_report(cfg: dict, task, run, data, metrics: dict) -> list[Path]:
         "",
         pseudo_label_note(pl),
     ]
+    parts += data_section(metrics.get("data") or {})
     reg_table = regularization_table(metrics)
     if reg_table:
         parts += ["", "## Regularization study", "", reg_table]

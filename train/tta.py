@@ -14,7 +14,7 @@ import torch
 from mke.runtime.errors import MkeError
 from mke.train.data import Split
 from mke.train.augment import resize_batch
-from mke.train.fit import autocast, image_inputs
+from mke.train.fit import autocast, channels_last, image_inputs
 
 KNOWN = {"flip", "scales"}
 
@@ -58,7 +58,7 @@ def tta_probs(model: torch.nn.Module, split: Split, tta: dict, *, batch_size: in
         for scale, flip in plan:
             inputs = {m: _view(x.to(device), scale, flip, m in nearest_inputs) for m, x in batch.inputs.items()}
             if images:
-                inputs = {m: x.contiguous(memory_format=torch.channels_last) for m, x in inputs.items()}
+                inputs = channels_last(inputs)
             with autocast(device, precision):
                 scores = model(**inputs).float()
             if scale != 1.0:

@@ -10,7 +10,7 @@ import numpy as np
 
 from mke.runtime.errors import MkeError
 from mke.runtime.live.frame import LiveFrame
-from mke.runtime.modalities import get_modality, modality_names, modality_of
+from mke.runtime.modalities import FrameHistory, get_modality, modality_names, modality_of
 from mke.runtime.spec import ModelSpec
 
 AUDIO_FIELD = "audio"  # the LiveFrame field an audio stream (microphone, WAV) fills
@@ -42,6 +42,9 @@ class InputBuilder:
             raise MkeError(f"{source_name} takes {', '.join(unsupported)}: no live sensor gives that; mke-live feeds "
                            f"inputs of the kinds {', '.join(live)}")
         self._steps = [(i, m, m.live_params(i)) for i, m in self._steps]
+        # sequences of past frames (rgb_clip …): each frame's step kept as it arrives
+        self._histories = {i.name: FrameHistory(*m.history(m.params(p))) for i, m, p in self._steps
+                           if m.history is not None}
 
     @property
     def modalities(self) -> set[str]:
@@ -61,6 +64,9 @@ class InputBuilder:
         feeds = {}
         for spec_in, modality, params in self._steps:
             x = modality.from_frame(frame, params)
+            history = self._histories.get(spec_in.name)
+            if history is not None:
+                x = history(frame.timestamp_s, x)
             want = spec_in.shape[1:]
             if len(want) != x.ndim or any(w > 0 and w != g for w, g in zip(want, x.shape)):
                 raise MkeError(f"input '{spec_in.name}' preprocessed to shape {list(x.shape)} but the model takes "

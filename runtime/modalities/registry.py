@@ -37,8 +37,11 @@ class Modality:
     fields live, FrameSet attributes in training. `shape(params)` is the input's shape without the batch
     for complete parameters, -1 where they leave a dimension open. `convert` brings a live field's array
     to the convention `preprocess` takes (depth: float metres from some sources → uint16 millimetres).
-    `requires(params)` → {context name: the setting that cannot do without it}. `image`: an (C, H, W)
+    `requires(params)` → {context name: the setting that cannot do without it}. `image`: an (…, H, W)
     input whose `size` parameter is [H, W], taken from the model's input shape when a spec leaves it out.
+    `history(params)` → (count, period_s) for an input that is a sequence of past frames (the last
+    `count`, `period_s` apart, the newest last): `preprocess` then takes (count, …) raw frames, and live
+    each frame is preprocessed once as it arrives and the sequence assembled (`FrameHistory`).
     `nearest`: augmentation resizes it with nearest neighbours (no blend across invalid pixels);
     `photometric`: colour jitter applies to it.
     """
@@ -56,6 +59,7 @@ class Modality:
     image: bool = False
     nearest: bool = False
     photometric: bool = False
+    history: Callable[[dict], tuple[int, float]] | None = None
 
     def params(self, params: Mapping[str, Any]) -> dict:
         """`params` completed from the defaults."""
@@ -77,18 +81,45 @@ class Modality:
         the spec leaves it implicit (resize to what the model takes)."""
         params = dict(spec_input.preprocess)
         shape = spec_input.shape
-        if self.image and "size" not in params and len(shape) == 4 and min(shape[2:]) > 0:
-            params["size"] = list(shape[2:])
+        if self.image and "size" not in params and len(shape) >= 4 and min(shape[-2:]) > 0:
+            params["size"] = list(shape[-2:])
         return params
 
     def from_frame(self, frame, params: Mapping[str, Any]) -> np.ndarray:
-        """The model input (no batch dimension) from a LiveFrame."""
+        """The model input (no batch dimension) from a LiveFrame; for a `history` kind, this frame's
+        step of the sequence (the sequence's shape without its first dimension)."""
         raw = frame.field(self.field)
         if raw is None:
             raise MkeError(f"a {self.name} input needs the frame's {self.field}, and this frame has none")
         if self.convert is not None:
             raw = self.convert(raw)
-        return self.preprocess(raw, params, **{name: frame.field(name) for name in self.context})
+        context = {name: frame.field(name) for name in self.context}
+        if self.history is not None:
+            return self.preprocess(raw[None], params, **context)[0]
+        return self.preprocess(raw, params, **context)
+
+
+class FrameHistory:
+    """The past steps of a `history` input on the robot: each frame's preprocessed step as it arrives,
+    assembled into the sequence a model of that kind takes — for every k, the step whose timestamp is
+    nearest to t − (count − 1 − k) · period_s, t being the newest; before enough time has passed, the
+    oldest step stands in for the missing ones (a clip's first frames repeat its first image)."""
+
+    def __init__(self, count: int, period_s: float):
+        self.count, self.period_s = int(count), float(period_s)
+        self._times: list[float] = []
+        self._steps: list[np.ndarray] = []
+
+    def __call__(self, timestamp_s: float, step: np.ndarray) -> np.ndarray:
+        self._times.append(float(timestamp_s))
+        self._steps.append(step)
+        span = (self.count - 1) * self.period_s
+        while len(self._times) > 2 and self._times[1] <= timestamp_s - span:  # keep one step before the span
+            del self._times[0], self._steps[0]
+        times = np.asarray(self._times)
+        picks = [int(np.abs(times - (timestamp_s - (self.count - 1 - k) * self.period_s)).argmin())
+                 for k in range(self.count)]
+        return np.stack([self._steps[p] for p in picks])
 
 
 _REGISTRY: dict[str, Modality] = {}

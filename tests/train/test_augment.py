@@ -1,10 +1,11 @@
-"""The segmentation augmentation T: geometry moves inputs, labels and weights together; colour
-jitter touches the colour input only; each input's treatment comes from its modality kind."""
+"""The augmentation T: for segmentation, geometry moves inputs, labels and weights together; for
+recognition (one label per clip) it moves the images and leaves the label; colour jitter touches the
+colour input only; each input's treatment comes from its modality kind."""
 import pytest
 import torch
 
 from mke.runtime.errors import MkeError
-from mke.train.augment import augment_batch, color_jitter, flip_scale_crop, nearest_inputs
+from mke.train.augment import augment_batch, color_jitter, flip_scale_crop, nearest_inputs, shift_images
 from mke.train.data import Split
 from mke.train.fit import autocast, resolve_precision
 from mke.train.losses import IGNORE_INDEX
@@ -85,6 +86,51 @@ def test_the_modality_kind_decides_nearest_resizing_and_colour_jitter():
         augment_batch(swapped, params, torch.Generator(), {"a": "depth"})
     with pytest.raises(MkeError, match="'no_such_kind' is not one of the registered modalities"):
         augment_batch(swapped, params, torch.Generator(), {"a": "depth", "b": "no_such_kind"})
+
+
+AV_KINDS = {"rgb": "rgb_clip", "audio": "log_mel"}
+
+
+def _clips(n=16, frames=4, h=9, w=11):
+    # every image of a clip is the same ramp (column index + 1), the audio a random "spectrogram"
+    ramp = (torch.arange(w).float() + 1).view(1, 1, 1, 1, w).expand(n, frames, 3, h, w).contiguous()
+    return Split({"rgb": ramp, "audio": torch.randn(n, 1, 6, 10)}, torch.arange(n) % 8)
+
+
+def test_shift_moves_each_clip_by_whole_pixels_alike_for_its_images_and_keeps_labels():
+    batch = _clips()
+    out = augment_batch(batch, {"shift": 2}, torch.Generator().manual_seed(0), AV_KINDS)
+    assert torch.equal(out.targets, batch.targets) and torch.equal(out.inputs["audio"], batch.inputs["audio"])
+    rgb = out.inputs["rgb"]
+    assert rgb.shape == batch.inputs["rgb"].shape
+    moved = 0
+    for i in range(len(batch)):
+        assert all(torch.equal(rgb[i, t], rgb[i, 0]) for t in range(4))  # one offset for the clip's images
+        row = rgb[i, 0, 0, 4]  # a row from the middle: the ramp shifted by dx, zeros where uncovered
+        inside = row[row > 0]
+        dx = int(inside[0]) - 1 if row[0] > 0 else -int((row == 0).sum())
+        assert abs(dx) <= 2 and torch.equal(inside, torch.arange(len(inside)).float() + 1 + max(dx, 0))
+        moved += dx != 0
+    assert moved >= 8  # most clips moved sideways (5 offsets, 4 of them nonzero)
+    again = augment_batch(batch, {"shift": 2}, torch.Generator().manual_seed(0), AV_KINDS)
+    assert torch.equal(again.inputs["rgb"], rgb)
+
+
+def test_shift_is_refused_for_per_pixel_labels():
+    with pytest.raises(MkeError, match="shift.*dense prediction uses 'scale'"):
+        augment_batch(_batch(), {"shift": 1}, torch.Generator(), KINDS)
+
+
+def test_colour_jitter_and_scale_treat_an_image_sequence_alike_across_its_images():
+    batch = _clips()
+    out = augment_batch(batch, {"color": 0.5, "scale": (1.2, 1.5), "flip": True}, torch.Generator().manual_seed(4),
+                        AV_KINDS)
+    rgb = out.inputs["rgb"]
+    assert rgb.shape == batch.inputs["rgb"].shape and torch.equal(out.targets, batch.targets)
+    assert not torch.allclose(rgb, batch.inputs["rgb"])
+    for i in range(len(batch)):
+        assert all(torch.allclose(rgb[i, t], rgb[i, 0]) for t in range(4))
+    assert torch.equal(shift_images(batch.inputs["rgb"], 0, torch.Generator()), batch.inputs["rgb"])
 
 
 def test_precision_choices():

@@ -17,8 +17,6 @@ from mke.runtime.errors import MkeError
 from mke.train.tasks.base import Task
 
 PLANNED: dict[str, str] = {
-    "av": "audio-visual emotion recognition on built-in data (image → image + audio)",
-    "ravdess": "RAVDESS emotion recognition",
     "vggsound": "AudioSet→VGGSound event recognition",
     "events": "audio-visual event recognition on built-in data (multilabel)",
 }

@@ -86,6 +86,11 @@ class Task(ABC):
         """Make the data ready once, in the main process, before workers build their splits
         (render or download and cache); nothing to do for data that is made in memory."""
 
+    def data_summary(self, cfg: dict) -> dict:
+        """What the report and metrics.json (`data`) should say about the data a run used — split protocol,
+        clips per split, files skipped and why; {} says nothing (data made in memory)."""
+        return {}
+
     @abstractmethod
     def build_data(self, cfg: dict) -> MKEData:
         """The three splits, built deterministically from the config."""

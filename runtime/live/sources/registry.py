@@ -55,13 +55,13 @@ class SourceContext:
 
 
 def model_image_size(spec, default: tuple[int, int] = (160, 120)) -> tuple[int, int]:
-    """(width, height) in pixels of the model's image inputs: the first fixed (N, C, H, W) input of an
-    image modality (`Modality.image`: rgb, depth); `default` when the model takes none."""
+    """(width, height) in pixels of the model's image inputs: the first fixed (…, H, W) input of an
+    image modality (`Modality.image`: rgb, depth, rgb_clip); `default` when the model takes none."""
     from mke.runtime.modalities import modality_of
 
     for i in spec.inputs:
-        if len(i.shape) == 4 and min(i.shape[2:]) > 0 and modality_of(i).image:
-            return int(i.shape[3]), int(i.shape[2])
+        if len(i.shape) >= 4 and min(i.shape[-2:]) > 0 and modality_of(i).image:
+            return int(i.shape[-1]), int(i.shape[-2])
     return default
 
 

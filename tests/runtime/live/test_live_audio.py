@@ -84,6 +84,32 @@ def test_video_and_wav_files_give_each_frame_the_audio_that_ends_at_it(av_onnx, 
             assert r["top"][0][0] == "red" and r["audio_db"] == -100.0
 
 
+
+def test_truth_scores_the_top_class_at_the_moments_a_file_names(av_onnx, tmp_path):
+    """--truth: the tone's second is "loud", the silent second "red"; a moment past the video is missed."""
+    video = write_video(tmp_path / "v.mp4", seconds=2.0)
+    wav = write_wav(tmp_path / "a.wav", np.concatenate([sine(16000, 1.0, 1), np.zeros((16000, 1), np.float32)]), 16000)
+    truth = tmp_path / "truth.json"
+    truth.write_text(json.dumps({"class_names": ["red", "loud"],   # the file's own order: mapped by name
+                                 "clips": [{"eval_s": 0.9, "class": 1}, {"eval_s": 1.9, "class": 0},
+                                           {"eval_s": 1.5, "class": 1}, {"eval_s": 9.0, "class": 0}]}))
+    stats = tmp_path / "stats.json"
+    assert main([str(av_onnx), "--input", str(video), "--audio", str(wav), "--fast", "--headless",
+                 "--truth", str(truth), "--stats-json", str(stats), "--stats-every", "0"]) == 0
+    result = json.loads(stats.read_text())["truth"]
+    assert (result["moments"], result["scored"], result["missed"], result["correct"]) == (4, 3, 1, 2)
+    assert result["accuracy"] == pytest.approx(66.67)
+
+
+def test_a_truth_file_of_other_classes_is_refused_before_anything_runs(av_onnx, tmp_path):
+    truth = tmp_path / "truth.json"
+    truth.write_text(json.dumps({"class_names": ["cat", "dog"], "clips": [{"eval_s": 1.0, "class": 1}]}))
+    video = write_video(tmp_path / "v.mp4", seconds=0.5)
+    wav = write_wav(tmp_path / "a.wav", sine(16000, 0.5, 1), 16000)
+    assert main([str(av_onnx), "--input", str(video), "--audio", str(wav), "--headless",
+                 "--truth", str(truth)]) == 2
+
+
 @pytest.fixture
 def alsa_fifo_mic(tmp_path):
     """HOME with an .asoundrc whose default capture device reads a FIFO; the test writes PCM into it.

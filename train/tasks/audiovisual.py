@@ -1,0 +1,86 @@
+"""Image → image + audio classification: the shared part of the `av` (built-in) and `ravdess` tasks.
+
+A subclass only loads clips (`AVClips`: F image frames and one audio track per clip, labels, actors);
+this class turns them into samples with the runtime's preprocessing (the modality registry: the rgb
+image and the `preprocess.audio` kind, MFCC by default), builds the paper's networks (a 3-layer CNN
+per modality, a 3-layer MLP over their features) and draws the confusion matrices.
+
+A sample is a clip: its F images (the `rgb_clip` kind: an image every 0.5 s, the last at the clip's
+end) and its audio — what `mke-live` sees at the moment a clip ends, when the last F images and the
+audio window (the last `seconds` of sound) are exactly that clip's.
+"""
+from __future__ import annotations
+
+from abc import abstractmethod
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mke.runtime.errors import MkeError
+from mke.train.augment import augment_batch
+from mke.train.data import MKEData, Split
+from mke.train.methods import Regularization
+from mke.train.tasks.base import Task
+
+FIELDS = {"rgb": "frames", "audio": "audio"}  # input name → the AVClips array its raw samples come from
+
+
+class AudioVisualTask(Task):
+    kind = "classification"
+    input_kinds = {"rgb": "rgb_clip", "audio": "mfcc"}   # α, β (the paper's MFCCs; a subclass may hear log-mel)
+    live_inputs = ("v4l2://0",)                      # a webcam …
+    live_audio = "mic://"                           # … and the default microphone
+
+    @abstractmethod
+    def load_clips(self, cfg: dict, progress: bool = False) -> dict:
+        """{"labeled", "unlabeled", "test"} (and "val") → AVClips (`mke.train.datasets.builtin_av`)."""
+
+    def class_names(self, cfg: dict) -> list[str]:
+        return list(self.load_clips(cfg)["test"].class_names)
+
+    def prepare(self, cfg: dict, progress: bool) -> None:
+        self.load_clips(cfg, progress)
+
+    def _samples(self, clips, cfg: dict, names: tuple[str, ...]) -> Split:
+        """Every clip's inputs, preprocessed by their modalities (the audio from the clips' own rate)."""
+        inputs = {}
+        for name in names:
+            params, modality = self.input_params(cfg, name), self.input_modality(name)
+            if FIELDS[name] == "frames":
+                x = [modality(clip, params) for clip in clips.frames]
+            else:
+                x = [modality(track[None], params, rate=clips.sample_rate) for track in clips.audio]
+            inputs[name] = torch.from_numpy(np.stack(x))
+        return Split(inputs, torch.from_numpy(clips.labels).long())
+
+    def build_data(self, cfg: dict) -> MKEData:
+        clips = self.load_clips(cfg)
+        for name in ("labeled", "unlabeled", "test"):
+            if name not in clips or len(clips[name]) == 0:
+                raise MkeError(f"the {name} split is missing or empty")
+        alpha, beta = self.input_kinds
+        return MKEData(alpha=alpha, beta=beta, labeled=self._samples(clips["labeled"], cfg, (alpha,)),
+                       unlabeled=self._samples(clips["unlabeled"], cfg, (alpha, beta)),
+                       test=self._samples(clips["test"], cfg, (alpha, beta)),
+                       class_names=list(clips["test"].class_names))
+
+    def build_model(self, cfg: dict, role: str, modalities: tuple[str, ...], reg: Regularization) -> torch.nn.Module:
+        from mke.train.models.av import AVNet
+
+        unknown = [m for m in modalities if m not in self.input_kinds]
+        if unknown:
+            raise MkeError(f"task {self.name} has the inputs {' and '.join(self.input_kinds)}, not {unknown}")
+        m = cfg["model"]
+        channels = {name: self.input_modality(name).input_shape(self.input_params(cfg, name))[-3]
+                    for name in modalities}  # (…, C, H, W)
+        return AVNet(channels, len(self.class_names(cfg)), m["widths"], m["pool"], m["downsample"], m["hidden"],
+                     dropout=reg.dropout, hidden_noise=reg.hidden_noise)
+
+    def augment(self, batch: Split, params: dict, generator: torch.Generator) -> Split:
+        return augment_batch(batch, params, generator, self.input_kinds)
+
+    def figures(self, run, data: MKEData) -> list[Path]:
+        from mke.train.plots import confusion_matrices
+
+        return [confusion_matrices(run, self, data)]
