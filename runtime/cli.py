@@ -14,8 +14,8 @@ EPILOG = """examples:
   mke-live student.onnx --input data/cache/rgbd-*/replay.db3 --headless --save out.mp4 --jsonl predictions.jsonl
   mke-live student.onnx --input realsense://                 # the first RealSense camera, overlay window
   mke-live student.onnx --input 'sim://?seed=3' --headless --frames 300   # no hardware at all
-  mke-live av.onnx --input v4l2:///dev/video0 --audio mic://  # webcam + default microphone
-  mke-live av.onnx --input csi://0 --audio mic://2            # a Jetson CSI camera + the second microphone
+  mke-live exports/av/student.onnx --input v4l2:///dev/video0 --audio mic://  # webcam + default microphone
+  mke-live exports/av/student.onnx --input csi://0 --audio mic://2            # a Jetson CSI camera + the second microphone
   mke-live student.onnx --input 'file://rec.db3?loop=1' --benchmark     # quote a URI with ? or & in a shell
 
 {sources}

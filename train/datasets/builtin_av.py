@@ -28,8 +28,8 @@ temporary folder that is renamed into place only when complete, so a crash never
 `<split>.npz` (uncompressed: frames uint8, audio int16 PCM, labels and per-clip metadata),
 `data.json` (settings, actors, file sizes; written last), and a replay pair for
 `mke-live --input replay.mp4 --audio replay.wav`: `replay.mp4` (test clips one after another, each
-image held for its `frame_period_s`), `replay.wav` (the same clips' audio, 16-bit PCM, each followed
-by `frame_period_s` of silence) and `replay.json` (each clip's span, the moment its sound and image
+image shown from the moment it was taken), `replay.wav` (the same clips' audio back to back, 16-bit
+PCM, `frame_period_s` of silence after the last) and `replay.json` (each clip's span, the moment its sound and image
 are the tested sample, its class, and the class of each second; `write_replay`).
 """
 from __future__ import annotations
