@@ -74,6 +74,17 @@ def test_no_speaker_and_no_scan_is_in_two_splits(tiny):
             assert a == b or not scans[a] & scans[b], (a, b)
 
 
+def test_the_report_names_the_held_out_speakers_and_the_clips_of_each_split(tiny):
+    from mke.train.tasks import get_task
+
+    cfg, data = tiny
+    summary = get_task("av").data_summary({"data": cfg})
+    test, val = (data[name].actors[0] + 1 for name in ("test", "val"))
+    assert summary["split_protocol"].startswith(f"speaker (test speakers {test} and val speakers {val} held out")
+    assert "over the other 4)" in summary["split_protocol"]
+    assert summary["clips"] == {name: len(data[name]) for name in SPLITS}
+
+
 def test_every_split_is_class_balanced(tiny):
     _, data = tiny
     for name in SPLITS:

@@ -28,6 +28,22 @@ class AVTask(AudioVisualTask):
 
         return list(DIGIT_NAMES[:data_settings(cfg["data"])["classes"]])
 
+    def data_summary(self, cfg: dict) -> dict:
+        """The split protocol (by speaker) and the clips of each split, for the report's "Data" section."""
+        from mke.train.datasets.builtin_av import data_settings
+
+        s, clips = data_settings(cfg["data"]), self.load_clips(cfg)
+        speakers = {name: ", ".join(str(a + 1) for a in sorted(set(clips[name].actors.tolist())))
+                    for name in ("test", "val")}
+        share = s["labeled_share"]
+        return {"split_protocol": (f"speaker (test speakers {speakers['test']} and val speakers "
+                                   f"{speakers['val'] or 'none'} held out whole; D_l : D_u = {share:g} : "
+                                   f"{1 - share:g} over the other {s['actors'] - s['test_actors'] - s['val_actors']})"),
+                "clips": {name: len(c) for name, c in clips.items()},
+                "material": (f"{s['actors']} eSpeak NG voices saying digits 0–{s['classes'] - 1}; scikit-learn's "
+                             f"handwritten digit scans, degraded; {s['clip_seconds']:g} s clips, an image every "
+                             f"{s['frame_period_s']:g} s")}
+
     def replay(self, cfg: dict) -> Path | None:
         from mke.train.datasets.builtin_av import replay_paths
 
