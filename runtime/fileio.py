@@ -59,3 +59,14 @@ def cache_folder(root: str | os.PathLike, name: str, key: Any) -> Path:
     as sorted JSON), so changed settings get a new folder and unchanged ones find the old one."""
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return Path(str(root)).expanduser() / f"{name}-{digest}"
+
+
+def cache_complete(folder: str | os.PathLike, index: str = "data.json") -> bool:
+    """Whether `folder` holds a whole cache: its `index` (written last, {"files": {name: bytes}}) and
+    every file that lists, at its size — a folder left by a crash is not."""
+    folder = Path(folder)
+    try:
+        files = json.loads((folder / index).read_text())["files"]
+        return all((folder / name).stat().st_size == size for name, size in files.items())
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
+        return False

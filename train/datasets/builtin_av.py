@@ -49,7 +49,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mke.runtime.errors import MkeError
-from mke.runtime.fileio import cache_folder
+from mke.runtime.fileio import cache_complete, cache_folder
 
 GENERATOR_VERSION = 2  # part of the cache key: a change to what is generated gets a new folder
 SPLITS = ("labeled", "unlabeled", "val", "test")
@@ -489,15 +489,6 @@ def write_replay(folder: Path, test: dict[str, np.ndarray], s: dict) -> None:
 
 # --- the cache -----------------------------------------------------------------------------------------
 
-def _complete(folder: Path) -> bool:
-    """Whether `folder` holds a whole cache: data.json (written last) and every file it lists, at its size."""
-    try:
-        files = json.loads((folder / "data.json").read_text())["files"]
-        return all((folder / name).stat().st_size == size for name, size in files.items())
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False
-
-
 def _build(folder: Path, s: dict, progress: bool) -> None:
     """Generate into a temporary folder beside `folder`, then rename it into place."""
     from mke.train.datasets.speech import engine_version
@@ -525,7 +516,7 @@ def _build(folder: Path, s: dict, progress: bool) -> None:
                 "files": {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}}
         (tmp / "data.json").write_text(json.dumps(meta, indent=2) + "\n")
         os.chmod(tmp, 0o777 & ~_umask())
-        if _complete(folder):  # another process finished the same cache meanwhile
+        if cache_complete(folder):  # another process finished the same cache meanwhile
             return
         stale = None
         if folder.exists():  # an incomplete cache: set aside, replaced, then removed
@@ -534,7 +525,7 @@ def _build(folder: Path, s: dict, progress: bool) -> None:
         try:
             os.replace(tmp, folder)
         except OSError:
-            if not _complete(folder):  # anything but another process having finished the same cache first
+            if not cache_complete(folder):  # anything but another process having finished the same cache first
                 raise
         if stale is not None:
             shutil.rmtree(stale, ignore_errors=True)
@@ -572,6 +563,6 @@ def load_av(data_cfg: dict, progress: bool = True) -> dict[str, AVClips]:
     use (a cache found incomplete is generated again); `data_cfg` as DATA_DEFAULTS plus cache_dir."""
     s = data_settings(data_cfg)
     folder = cache_dir(data_cfg)
-    if not _complete(folder):
+    if not cache_complete(folder):
         _build(folder, s, progress)
     return {name: _read_split(folder, name, s) for name in SPLITS}

@@ -67,7 +67,8 @@ import numpy as np
 from tqdm import tqdm
 
 from mke.runtime.errors import MkeError
-from mke.runtime.fileio import cache_folder
+from mke.runtime.fileio import cache_complete, cache_folder
+from mke.train import datasets
 from mke.train.datasets.builtin_av import AVClips
 
 log = logging.getLogger(__name__)
@@ -215,14 +216,7 @@ def _expected() -> str:
 
 def data_root(data_cfg: dict) -> Path:
     """data.root, checked to be a folder; MkeError says what it must hold."""
-    root = str(data_cfg.get("root") or "").strip()
-    if not root:
-        raise MkeError("data.root is not set: point it at your RAVDESS folder, e.g. mke-train --task ravdess "
-                       f"data.root=/data/ravdess; it must hold {_expected()}")
-    base = Path(root).expanduser()
-    if not base.is_dir():
-        raise MkeError(f"data.root {base} is not a folder; it must hold {_expected()}")
-    return base
+    return datasets.data_root(data_cfg, "RAVDESS", "ravdess", "/data/ravdess", _expected())
 
 
 @dataclass
@@ -633,15 +627,6 @@ def cache_dir(data_cfg: dict, scan: Scan | None = None) -> Path:
     return cache_folder(data_cfg.get("cache_dir") or "data/cache", "ravdess", key)
 
 
-def _complete(folder: Path) -> bool:
-    """Whether `folder` holds a whole cache: data.json (written last) and every file it lists, at its size."""
-    try:
-        files = json.loads((folder / "data.json").read_text())["files"]
-        return all((folder / name).stat().st_size == size for name, size in files.items())
-    except (OSError, ValueError, KeyError, TypeError, AttributeError):
-        return False
-
-
 def _build(folder: Path, scan: Scan, s: dict, progress: bool) -> None:
     """Decode into a temporary folder beside `folder`, then rename it into place."""
     started = time.perf_counter()
@@ -661,14 +646,14 @@ def _build(folder: Path, scan: Scan, s: dict, progress: bool) -> None:
         mask = os.umask(0)
         os.umask(mask)
         os.chmod(tmp, 0o777 & ~mask)
-        if _complete(folder):  # another process finished the same cache meanwhile
+        if cache_complete(folder):  # another process finished the same cache meanwhile
             return
         if folder.exists():  # an incomplete cache
             shutil.rmtree(folder, ignore_errors=True)
         try:
             os.replace(tmp, folder)
         except OSError:
-            if not _complete(folder):
+            if not cache_complete(folder):
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -679,7 +664,7 @@ def ensure_cache(data_cfg: dict, progress: bool = False) -> tuple[Path, bool]:
     s = data_settings(data_cfg)
     scan = scan_root(data_cfg, s["actors"])
     folder = cache_dir(data_cfg, scan)
-    if _complete(folder):
+    if cache_complete(folder):
         return folder, False
     _build(folder, scan, s, progress)
     return folder, True

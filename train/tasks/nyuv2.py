@@ -29,6 +29,7 @@ from mke.runtime.errors import MkeError
 from mke.runtime.fileio import atomic_path, cache_folder, write_json
 from mke.runtime.modalities import get_modality
 from mke.runtime.preprocess import resize_image
+from mke.train.datasets import data_root
 from mke.train.datasets.nyuv2 import (CLASS_NAMES_40, RGB_INTRINSICS, NYUv2Labeled, load_raw_pair, raw_pairs,
                                       register_depth_to_rgb, scaled_intrinsics)
 from mke.train.tasks import register_task
@@ -52,13 +53,7 @@ def _expected() -> str:
 
 def nyu_paths(data_cfg: dict) -> dict[str, Path]:
     """The four inputs under `data.root`, checked to exist; the error lists what is expected."""
-    root = str(data_cfg["root"] or "").strip()
-    if not root:
-        raise MkeError("data.root is not set: point it at your NYU Depth V2 folder, e.g. "
-                       f"mke-train --task nyuv2 data.root=/data/nyu; it must hold {_expected()}")
-    base = Path(root).expanduser()
-    if not base.is_dir():
-        raise MkeError(f"data.root {base} is not a folder; it must hold {_expected()}")
+    base = data_root(data_cfg, "NYU Depth V2", "nyuv2", "/data/nyu", _expected())
     paths = {key: base / str(data_cfg[key]) for key in FILES}
     missing = [f"{p} (data.{key})" for key, p in paths.items()
                if not (p.is_dir() if key == "raw" else p.is_file())]
