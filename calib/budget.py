@@ -52,13 +52,16 @@ class BudgetResult:
 def quantize_within_budget(model: str | os.PathLike, samples: Mapping[str, np.ndarray] | str | os.PathLike,
                            quantize: QuantizeFn, evaluate: Callable[[str], float], output: str | os.PathLike,
                            budget: float = 1.0, *, probe_samples: int = 8,
-                           max_excluded: int | None = None) -> BudgetResult:
+                           max_excluded: int | None = None,
+                           calibration_cache: str | os.PathLike | None = None) -> BudgetResult:
     """Quantize `model` with `quantize` (e.g. quantize_int8 or quantize_int8_cpu, or a partial of them
     with another calibration method) so that `evaluate(onnx_path)` — the task metric, higher is
     better, e.g. mIoU in points — drops by at most `budget` from FP32.
 
     `evaluate` sees temporary files, deleted afterwards. The model written to `output` records the
-    excluded nodes and both metrics in its metadata. If no prefix of the ranking meets the budget the
+    excluded nodes and both metrics in its metadata. `calibration_cache`: a tensor-range file kept
+    beyond this call (`mke.calib.quantize.quantize`'s), so that several recipes quantizing the same
+    model on the same samples calibrate once; by default the ranges live as long as the search. If no prefix of the ranking meets the budget the
     best model found is written and `within_budget` is False: the caller decides.
     """
     if not budget >= 0:
@@ -70,7 +73,7 @@ def quantize_within_budget(model: str | os.PathLike, samples: Mapping[str, np.nd
     with tempfile.TemporaryDirectory(prefix=f".{output.name}.budget-", dir=output.parent) as work:
         work = Path(work)
         fp32 = Path(model) if is_pre_processed(source) else prepare_for_quantization(model, work / "fp32.onnx")
-        cache = work / "ranges.json"
+        cache = Path(calibration_cache) if calibration_cache is not None else work / "ranges.json"
         tried: dict[int, tuple[Path, float]] = {}
         history: list[tuple[int, float]] = []
         ranking: list[NodeSensitivity] = []

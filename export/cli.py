@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from mke.runtime.errors import MkeError
+from mke.runtime.memory import huge_pages_off
 
 EPILOG = """\
 examples:
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    huge_pages_off()  # the run's splits and every artifact's logits: mke.runtime.memory
     try:
         from mke.export.exporter import Options, export_run, markdown_table
 

@@ -4,6 +4,8 @@ test split and benchmarked beside it, then a report in the manner of `yolo bench
 """
 from __future__ import annotations
 
+import hashlib
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -82,10 +84,25 @@ def _reference_logits(rm: RunModel, ctx: RunContext) -> torch.Tensor:
     return predict(rm.model, ctx.data.test.select(rm.spec.input_names), batch_size=32)
 
 
-def _verify(art: Artifact, rm: RunModel, ctx: RunContext, reference: torch.Tensor, opts: Options) -> None:
-    session = ort_session(art.path, opts.threads)
-    logits = ort_predict(session, ctx.data.test, rm.spec.input_names, batch=32 if opts.dynamic_batch else 1)
-    art.parity = parity(reference, logits, ctx.task.kind, ctx.data.test.targets)
+class Checker:
+    """Parity of ONNX files against one model's PyTorch logits on the test split, each graph run once:
+    the INT8 budget search and the artifact's own check meet the same graph (the written file differs
+    from the one the search measured only in its metadata), so a second pass over the split is saved."""
+
+    def __init__(self, rm: RunModel, ctx: RunContext, reference: torch.Tensor, opts: Options):
+        self.rm, self.ctx, self.reference, self.opts = rm, ctx, reference, opts
+        self.seen: dict[str, Parity] = {}
+
+    def __call__(self, path: Path) -> Parity:
+        import onnx
+
+        key = hashlib.sha256(onnx.load(str(path), load_external_data=False).graph.SerializeToString()).hexdigest()
+        if key not in self.seen:
+            session = ort_session(path, self.opts.threads)
+            logits = ort_predict(session, self.ctx.data.test, self.rm.spec.input_names,
+                                 batch=32 if self.opts.dynamic_batch else 1)
+            self.seen[key] = parity(self.reference, logits, self.ctx.task.kind, self.ctx.data.test.targets)
+        return self.seen[key]
 
 
 def _fail(art: Artifact, message: str) -> None:
@@ -96,11 +113,12 @@ def _fail(art: Artifact, message: str) -> None:
 
 def export_model(rm: RunModel, ctx: RunContext, opts: Options, log, reference: torch.Tensor) -> list[Artifact]:
     out = opts.out
+    check = Checker(rm, ctx, reference, opts)
     arts = []
     fp32 = Artifact(rm.name, FORMATS["onnx"], out / f"{rm.name}.onnx")
     log(f"{rm.name}: exporting to ONNX (opset 18{', dynamic batch' if opts.dynamic_batch else ''})")
     torch_to_onnx(rm.model, rm.spec, fp32.path, dynamic_batch=opts.dynamic_batch)
-    _verify(fp32, rm, ctx, reference, opts)
+    fp32.parity = check(fp32.path)
     if fp32.parity.max_abs_diff > FP32_MAX_ABS_DIFF:
         _fail(fp32, f"{fp32.path.name}: ONNX Runtime logits differ from PyTorch by {fp32.parity.max_abs_diff:.2e} "
                     f"(tolerance {FP32_MAX_ABS_DIFF:.0e}); the export is wrong, so it was removed")
@@ -109,21 +127,21 @@ def export_model(rm: RunModel, ctx: RunContext, opts: Options, log, reference: t
         half = Artifact(rm.name, FORMATS["onnx-fp16"], out / f"{rm.name}.fp16.onnx")
         log(f"{rm.name}: converting to FP16 ONNX")
         onnx_to_fp16(fp32.path, half.path)
-        _verify(half, rm, ctx, reference, opts)
+        half.parity = check(half.path)
         drop = fp32.parity.metric - half.parity.metric
         if drop > FP16_METRIC_DROP:
             _fail(half, f"{half.path.name}: FP16 loses {drop:.2f} points of {ctx.task.metric} against FP32 "
                         f"(tolerance {FP16_METRIC_DROP}); removed")
         arts.append(half)
     if opts.int8:
-        arts += int8_artifacts(rm, ctx, fp32, opts, log, reference)
+        arts += int8_artifacts(rm, ctx, fp32, opts, log, check)
     return arts
 
 
-def int8_artifacts(rm: RunModel, ctx: RunContext, fp32: Artifact, opts: Options, log,
-                   reference: torch.Tensor) -> list[Artifact]:
+def int8_artifacts(rm: RunModel, ctx: RunContext, fp32: Artifact, opts: Options, log, check: Checker) -> list[Artifact]:
     """`int8` (TensorRT Q/DQ) and `int8-cpu` (ONNX Runtime CPU) from one calibration set drawn from the
-    run's unlabeled multimodal data (what the device will see), each within the accuracy budget."""
+    run's unlabeled multimodal data (what the device will see), each within the accuracy budget.
+    Both recipes calibrate the same FP32 graph on the same samples: the tensor ranges are measured once."""
     from mke.calib.budget import quantize_within_budget
     from mke.calib.quantize import quantize_int8, quantize_int8_cpu
     from mke.calib.samples import ensure_calibration
@@ -131,25 +149,26 @@ def int8_artifacts(rm: RunModel, ctx: RunContext, fp32: Artifact, opts: Options,
     names = rm.spec.input_names
     arrays = {m: ctx.data.unlabeled.inputs[m].numpy() for m in names}
     calib = ensure_calibration(opts.out / f"calibration.{rm.name}.npz", fp32.path, arrays, n=opts.calib_samples)
-    batch = 32 if opts.dynamic_batch else 1
 
     def evaluate(path) -> float:
-        if Path(path) == fp32.path:  # the budget's reference: measured already, the same way, by _verify
+        if Path(path) == fp32.path:  # the budget's reference: measured already, the same way
             return fp32.parity.metric
-        return score(ctx.task.kind, ort_predict(ort_session(path, opts.threads), ctx.data.test, names, batch),
-                     ctx.data.test.targets)
+        return check(Path(path)).metric
 
     arts = []
-    for key, quantize in (("onnx-int8", quantize_int8), ("onnx-int8-cpu", quantize_int8_cpu)):
-        art = Artifact(rm.name, FORMATS[key], opts.out / f"{rm.name}{FORMATS[key].suffix}")
-        log(f"{rm.name}: quantizing to {art.fmt.precision} on {calib.name} (budget {opts.budget} points)")
-        result = quantize_within_budget(fp32.path, calib, quantize, evaluate, art.path, budget=opts.budget)
-        _verify(art, rm, ctx, reference, opts)
-        if result.excluded:
-            art.notes.append(f"kept in FP32 to fit the budget: {', '.join(result.excluded)}")
-        if not result.within_budget:
-            art.status = f"over budget: -{result.drop:.2f} points"
-        arts.append(art)
+    with tempfile.TemporaryDirectory(prefix=f".{rm.name}.calibration-", dir=opts.out) as work:
+        ranges = Path(work) / "ranges.json"
+        for key, quantize in (("onnx-int8", quantize_int8), ("onnx-int8-cpu", quantize_int8_cpu)):
+            art = Artifact(rm.name, FORMATS[key], opts.out / f"{rm.name}{FORMATS[key].suffix}")
+            log(f"{rm.name}: quantizing to {art.fmt.precision} on {calib.name} (budget {opts.budget} points)")
+            result = quantize_within_budget(fp32.path, calib, quantize, evaluate, art.path, budget=opts.budget,
+                                            calibration_cache=ranges)
+            art.parity = check(art.path)
+            if result.excluded:
+                art.notes.append(f"kept in FP32 to fit the budget: {', '.join(result.excluded)}")
+            if not result.within_budget:
+                art.status = f"over budget: -{result.drop:.2f} points"
+            arts.append(art)
     return arts
 
 

@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 from mke.runtime.errors import MkeError
+from mke.runtime.memory import huge_pages_off
 
 EPILOG = """\
 examples:
@@ -42,6 +43,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_intermixed_args(argv)  # overrides may come before or after flags
+    huge_pages_off()  # splits of hundreds of MB: mke.runtime.memory
     try:
         return _run(args)
     except MkeError as exc:

@@ -34,6 +34,7 @@ from tqdm import tqdm
 
 from mke.runtime.errors import MkeError
 from mke.runtime.fileio import file_sha256, write_json, write_text
+from mke.runtime.memory import huge_pages_off
 from mke.train.augment import nearest_inputs
 from mke.train.checkpoint import save_checkpoint, warm_start
 from mke.train.config import dump_config
@@ -44,8 +45,9 @@ from mke.train.methods import NO_REG, TEACHER, Method, Regularization, StudentJo
 from mke.train.metrics import class_ids, per_class_iou, score, score_predictions
 from mke.train.pseudo import PseudoLabelCache, PseudoLabels, TopKProbs, pseudo_targets
 from mke.train.runs import RunDir, load_model, read_json, run_config, run_context
+from mke.train.stacked import StackedModels, stack_split
 from mke.train.tasks import get_task
-from mke.train.tta import tta_probs, views
+from mke.train.tta import tta_batches, tta_probs, views
 
 # Keys that change how fast a run goes, not what is trained: a resumed run may differ in them. (The
 # threads each unit gets, cores / workers, can change float rounding, hence the last digits.)
@@ -87,21 +89,40 @@ def teacher_augmentation(cfg: dict) -> Regularization:
     return augmentation("teacher", params) if params else NO_REG
 
 
-def _teacher_unit(cfg_json: str, root: str, seed: int) -> dict:
+def _train(cfg: dict, task, data: MKEData, seeds: tuple[int, ...], build, split_of, optim: OptimSettings,
+           reg: Regularization) -> list[torch.nn.Module]:
+    """One model per seed, `build(seed)`, trained on `split_of(seed)`: one by one, or — a task that
+    stacks its seeds (Task.stack_seeds) — all of them at once as one stacked model (mke.train.stacked)."""
+    if len(seeds) == 1:
+        model, split = build(seeds[0]), split_of(seeds[0])
+        return [fit(model, split, optim, reg, seed=seeds[0], task=task, device=cfg["device"],
+                    class_weight=task.class_weight(cfg, split.targets, data.num_classes), precision=cfg["precision"])]
+    splits = [split_of(seed) for seed in seeds]
+    if any(task.class_weight(cfg, split.targets, data.num_classes) is not None for split in splits):
+        raise MkeError(f"task {task.name} weights its classes: its seeds cannot be stacked (Task.stack_seeds)")
+    stacked = StackedModels([build(seed) for seed in seeds])
+    fit(stacked, stack_split(splits), optim, reg, seed=seeds[0], task=task, device=cfg["device"],
+        precision=cfg["precision"])
+    return stacked.unstack()
+
+
+def _teacher_unit(cfg_json: str, root: str, seeds: tuple[int, ...]) -> list[dict]:
     cfg, task, data = run_context(cfg_json)
     run = RunDir(Path(root))
     start = time.perf_counter()
     mods = (data.alpha,)
-    model = _new_model(cfg, task, "teacher", mods, NO_REG, seed)
     split = data.labeled.select(mods)
-    fit(model, split, optim_settings(cfg, "teacher"), teacher_augmentation(cfg), seed=seed, task=task,
-        device=cfg["device"], class_weight=task.class_weight(cfg, split.targets, data.num_classes),
-        precision=cfg["precision"])
-    save_checkpoint(run.teacher(seed), model, _meta(cfg, data, TEACHER, "teacher", mods, NO_REG, seed))
-    result = {"seed": seed, "cells": [[TEACHER.name, "none", "none"]], **evaluate(task, model, data, mods, cfg["device"]),
-              "seconds": time.perf_counter() - start}
-    write_json(run.teacher_result(seed), result)
-    return result
+    models = _train(cfg, task, data, seeds, lambda seed: _new_model(cfg, task, "teacher", mods, NO_REG, seed),
+                    lambda seed: split, optim_settings(cfg, "teacher"), teacher_augmentation(cfg))
+    results = []
+    for seed, model in zip(seeds, models):
+        save_checkpoint(run.teacher(seed), model, _meta(cfg, data, TEACHER, "teacher", mods, NO_REG, seed))
+        result = {"seed": seed, "cells": [[TEACHER.name, "none", "none"]],
+                  **evaluate(task, model, data, mods, cfg["device"]),
+                  "seconds": (time.perf_counter() - start) / len(seeds)}
+        write_json(run.teacher_result(seed), result)
+        results.append(result)
+    return results
 
 
 def _pseudo_unit(cfg_json: str, root: str, seed: int) -> dict:
@@ -125,8 +146,8 @@ def _pseudo_unit(cfg_json: str, root: str, seed: int) -> dict:
     tta = cfg["pseudo_labels"]["tta"]
 
     def compute():
-        return tta_probs(teacher, unlabeled_alpha, tta, batch_size=batch, device=cfg["device"],
-                         precision=cfg["precision"], nearest_inputs=nearest_inputs(task.input_kinds))
+        return tta_batches(teacher, unlabeled_alpha, tta, batch_size=batch, device=cfg["device"],
+                           precision=cfg["precision"], nearest_inputs=nearest_inputs(task.input_kinds))
 
     labels, _ = cache.load_or_compute(run.teacher(seed), compute, top_k=cfg["pseudo_labels"]["top_k"])
     if len(labels) != len(data.unlabeled):
@@ -186,29 +207,36 @@ def optim_settings(cfg: dict, role: str) -> OptimSettings:
     return OptimSettings.of(cfg[role]["optim"], f"{role}.optim")
 
 
-def _student_unit(cfg_json: str, root: str, seed: int, job: StudentJob) -> dict:
+def _student_unit(cfg_json: str, root: str, seeds: tuple[int, ...], job: StudentJob) -> list[dict]:
     cfg, task, data = run_context(cfg_json)
     run = RunDir(Path(root))
     start = time.perf_counter()
-    labels = PseudoLabelCache(run.pseudo_labels(seed)).load(run.teacher(seed))
-    split = training_split(job.method, data, labels, cfg["pseudo_labels"])
     mods = _modalities(job.method, data)
-    model = _new_model(cfg, task, "student", mods, job.reg, seed)
-    if student_init(cfg) == "teacher":  # the teacher's weights wherever the student has the same layer (its RGB branch)
-        warm_start(model, run.teacher(seed))
+    splits = {seed: training_split(job.method, data, PseudoLabelCache(run.pseudo_labels(seed)).load(run.teacher(seed)),
+                                   cfg["pseudo_labels"]) for seed in seeds}
+
+    def build(seed: int) -> torch.nn.Module:
+        model = _new_model(cfg, task, "student", mods, job.reg, seed)
+        if student_init(cfg) == "teacher":  # the teacher's weights wherever the student has the same layer (its RGB branch)
+            warm_start(model, run.teacher(seed))
+        return model
+
     optim = optim_settings(cfg, "student")
     if cfg["student"]["same_steps"]:  # equal compute: as many steps as `epochs` passes over D_u
-        optim = dataclasses.replace(optim, epochs=optim.epochs * len(data.unlabeled) / len(split))
-    fit(model, split, optim, job.reg, seed=seed, task=task, device=cfg["device"],
-        class_weight=task.class_weight(cfg, split.targets, data.num_classes), precision=cfg["precision"])
-    save_checkpoint(run.student(seed, job.slug), model, _meta(cfg, data, job.method, "student", mods, job.reg, seed))
-    result = {"seed": seed, "cells": [list(c) for c in job.cells], **evaluate(task, model, data, mods, cfg["device"]),
-              "teacher_sha256": file_sha256(run.teacher(seed)), "seconds": time.perf_counter() - start}
-    write_json(run.student_result(seed, job.slug), result)
-    return result
+        optim = dataclasses.replace(optim, epochs=optim.epochs * len(data.unlabeled) / len(splits[seeds[0]]))
+    models = _train(cfg, task, data, seeds, build, splits.__getitem__, optim, job.reg)
+    results = []
+    for seed, model in zip(seeds, models):
+        save_checkpoint(run.student(seed, job.slug), model, _meta(cfg, data, job.method, "student", mods, job.reg, seed))
+        result = {"seed": seed, "cells": [list(c) for c in job.cells], **evaluate(task, model, data, mods, cfg["device"]),
+                  "teacher_sha256": file_sha256(run.teacher(seed)), "seconds": (time.perf_counter() - start) / len(seeds)}
+        write_json(run.student_result(seed, job.slug), result)
+        results.append(result)
+    return results
 
 
 def _init_worker(threads: int) -> None:
+    huge_pages_off()
     torch.set_num_threads(threads)
 
 
@@ -263,6 +291,16 @@ class Stages:
     def close(self) -> None:
         if self.pool is not None:
             self.pool.shutdown(cancel_futures=True)
+
+
+def seed_groups(task, cfg: dict, role: str, seeds: list[int]) -> list[tuple[int, ...]]:
+    """The seeds one unit of work trains: all together where the task stacks them (Task.stack_seeds)
+    and `role`'s optimizer takes full batches, else one each."""
+    if not seeds:
+        return []
+    if task.stack_seeds and optim_settings(cfg, role).batch_size <= 0:
+        return [tuple(seeds)]
+    return [(s,) for s in seeds]
 
 
 def _comparable(cfg: dict) -> dict:
@@ -340,9 +378,9 @@ def run_mke(cfg: dict, root: str | Path, *, fresh: bool = False, progress: bool 
     start_run_dir(run, cfg, fresh)
     stages = Stages(int(cfg["workers"]), progress)
     try:
-        todo = [(cfg_json, str(run.root), s) for s in seeds
-                if not (run.teacher(s).is_file() and read_json(run.teacher_result(s)))]
-        stages.run("teacher", _teacher_unit, todo)
+        todo = [s for s in seeds if not (run.teacher(s).is_file() and read_json(run.teacher_result(s)))]
+        stages.run("teacher", _teacher_unit,
+                   [(cfg_json, str(run.root), group) for group in seed_groups(task, cfg, "teacher", todo)])
         stages.run("pseudo labels", _pseudo_unit, [(cfg_json, str(run.root), s) for s in seeds])
         shas = {s: file_sha256(run.teacher(s)) for s in seeds}
 
@@ -351,7 +389,8 @@ def run_mke(cfg: dict, root: str | Path, *, fresh: bool = False, progress: bool 
             return bool(result) and result.get("teacher_sha256") == shas[seed] and run.student(seed, job.slug).is_file()
 
         stages.run("students", _student_unit,
-                   [(cfg_json, str(run.root), s, j) for s in seeds for j in jobs if not done(s, j)])
+                   [(cfg_json, str(run.root), group, j) for j in jobs
+                    for group in seed_groups(task, cfg, "student", [s for s in seeds if not done(s, j)])])
     finally:
         stages.close()
     report_start = time.perf_counter()

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pickle
 import zipfile
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import torch
 
@@ -100,23 +100,31 @@ class PseudoLabelCache:
             raise MkeError(f"pseudo labels {self.path} are missing or stale for teacher {teacher_checkpoint}")
         return self._unpack(cached)
 
-    def load_or_compute(self, teacher_checkpoint: str | Path, compute: Callable[[], torch.Tensor],
+    def load_or_compute(self, teacher_checkpoint: str | Path,
+                        compute: Callable[[], "torch.Tensor | Iterable[torch.Tensor]"],
                         top_k: int = 0) -> tuple["PseudoLabels", bool]:
         """Return `(labels, computed)`: the cached labels if made by this teacher, else fresh ones.
 
-        `compute` returns dense probabilities (classes in dim 1); with `top_k` > 0 they are stored
-        as `TopKProbs`, with the exact confidence weight ω kept beside them (fp16).
+        `compute` returns dense probabilities (classes in dim 1), whole or as consecutive batches
+        (e.g. `mke.train.tta.tta_batches`); with `top_k` > 0 each batch is stored as `TopKProbs` as it
+        comes, with the exact confidence weight ω kept beside it (fp16), so the dense probabilities of
+        D_u (1.1 GB for the built-in 2,000 RGB-D frames) are never held at once.
         """
         teacher_sha = file_sha256(teacher_checkpoint)
         cached = self._read()
         if cached is not None and cached["teacher_sha256"] == teacher_sha:
             return self._unpack(cached), False
-        probs = compute()
-        if probs.ndim < 2 or not torch.isfinite(probs).all():
-            raise MkeError(f"teacher {teacher_checkpoint} produced invalid pseudo labels (shape {tuple(probs.shape)})")
-        confidence = confidence_weight(probs).half()
-        stored = TopKProbs.from_probs(probs, top_k).to_payload() if top_k > 0 else probs.contiguous()
-        payload = {"format": FORMAT, "teacher_sha256": teacher_sha, "probs": stored, "confidence": confidence}
+        batches = compute()
+        stored, confidence = [], []
+        for probs in [batches] if isinstance(batches, torch.Tensor) else batches:
+            if probs.ndim < 2 or not torch.isfinite(probs).all():
+                raise MkeError(f"teacher {teacher_checkpoint} produced invalid pseudo labels (shape {tuple(probs.shape)})")
+            confidence.append(confidence_weight(probs).half())
+            stored.append(TopKProbs.from_probs(probs, top_k) if top_k > 0 else probs.contiguous())
+        if not stored:
+            raise MkeError(f"teacher {teacher_checkpoint} produced no pseudo labels: the unlabeled split is empty")
+        probs = TopKProbs.cat(stored).to_payload() if top_k > 0 else torch.cat(stored)
+        payload = {"format": FORMAT, "teacher_sha256": teacher_sha, "probs": probs, "confidence": torch.cat(confidence)}
         with atomic_path(self.path) as tmp:
             torch.save(payload, tmp)
         return self._unpack(payload), True

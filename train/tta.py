@@ -9,6 +9,8 @@ teacher's test score beside it.
 """
 from __future__ import annotations
 
+from typing import Iterator
+
 import torch
 
 from mke.runtime.errors import MkeError
@@ -40,33 +42,39 @@ def _view(x: torch.Tensor, scale: float, flip: bool, nearest: bool) -> torch.Ten
     return x
 
 
-@torch.no_grad()
-def tta_probs(model: torch.nn.Module, split: Split, tta: dict, *, batch_size: int = 0, device: str = "cpu",
-              precision: str = "fp32", nearest_inputs: tuple[str, ...] = ()) -> torch.Tensor:
-    """Softmax probabilities (N, K, …) of `model` on `split`, averaged over the views of `tta`
-    (`{}` = one plain pass), the forward passes under `precision` (fit's autocast: auto, fp32, bf16,
-    fp16). Spatial views need image inputs (N, C, H, W)."""
+def tta_batches(model: torch.nn.Module, split: Split, tta: dict, *, batch_size: int = 0, device: str = "cpu",
+                precision: str = "fp32", nearest_inputs: tuple[str, ...] = ()) -> Iterator[torch.Tensor]:
+    """Softmax probabilities (n, K, …) of `model` on `split`, batch by batch in order, averaged over
+    the views of `tta` (`{}` = one plain pass), the forward passes under `precision` (fit's autocast:
+    auto, fp32, bf16, fp16). Spatial views need image inputs (N, C, H, W). Batch by batch, so that a
+    caller who keeps less than the dense probabilities (top-k pseudo labels) never holds them all."""
     plan, images = views(tta), image_inputs(split)
     if len(plan) > 1 and not images:
         raise MkeError("pseudo_labels.tta (flip, scales) needs image inputs (N, C, H, W); set it to {} for this task")
     model.to(device).eval()
     if images:  # channels-last with bf16: about 2× the fp32 NCHW speed on the CPUs fit trains with bf16
         model.to(memory_format=torch.channels_last)
-    outs = []
-    for batch in split.batches(batch_size):
-        total = None
-        for scale, flip in plan:
-            inputs = {m: _view(x.to(device), scale, flip, m in nearest_inputs) for m, x in batch.inputs.items()}
-            if images:
-                inputs = channels_last(inputs)
-            with autocast(device, precision):
-                scores = model(**inputs).float()
-            if scale != 1.0:
-                scores = resize_batch(scores, next(iter(batch.inputs.values())).shape[-2:], nearest=False)
-            probs = torch.softmax(scores, dim=1)
-            if flip:
-                probs = probs.flip(-1)
-            total = probs if total is None else total + probs
-        outs.append((total / len(plan)).contiguous().cpu())
-    model.to(memory_format=torch.contiguous_format)
-    return torch.cat(outs)
+    try:
+        for batch in split.batches(batch_size):
+            with torch.no_grad():
+                total = None
+                for scale, flip in plan:
+                    inputs = {m: _view(x.to(device), scale, flip, m in nearest_inputs) for m, x in batch.inputs.items()}
+                    if images:
+                        inputs = channels_last(inputs)
+                    with autocast(device, precision):
+                        scores = model(**inputs).float()
+                    if scale != 1.0:
+                        scores = resize_batch(scores, next(iter(batch.inputs.values())).shape[-2:], nearest=False)
+                    probs = torch.softmax(scores, dim=1)
+                    if flip:
+                        probs = probs.flip(-1)
+                    total = probs if total is None else total + probs
+            yield (total / len(plan)).contiguous().cpu()
+    finally:
+        model.to(memory_format=torch.contiguous_format)
+
+
+def tta_probs(model: torch.nn.Module, split: Split, tta: dict, **kwargs) -> torch.Tensor:
+    """All of `tta_batches` (same arguments) as one tensor (N, K, …)."""
+    return torch.cat(list(tta_batches(model, split, tta, **kwargs)))

@@ -72,6 +72,10 @@ class Task(ABC):
     # The inputs (α, β): name → modality kind (mke.runtime.modalities); an input's preprocessing
     # parameters are `preprocess.<name>` of the config, when it has that section.
     input_kinds: dict[str, str] = {}
+    # Train the seeds of each job together as one stacked model (mke.train.stacked): for tiny models
+    # trained full batch, whose steps are all per-call overhead (TwoMoon). Needs batch_size 0 and no
+    # class weighting; other tasks train one seed per unit of work.
+    stack_seeds: bool = False
 
     @property
     def metric(self) -> str:

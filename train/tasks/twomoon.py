@@ -23,6 +23,7 @@ class TwoMoonTask(Task):
              "MM student": 83.15, "MM student (sup)": 86.95}
     paper_note = "Paper, Table 2: strong input-noise regularization, accuracy in %."
     input_kinds = {"x": "vector", "y": "vector"}
+    stack_seeds = True  # ~4× faster: 2,000 full-batch steps of three-layer perceptrons are per-call overhead
 
     def build_data(self, cfg: dict) -> MKEData:
         from sklearn.datasets import make_moons
