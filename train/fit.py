@@ -74,6 +74,20 @@ def make_schedule(opt: torch.optim.Optimizer, optim: "dict | OptimSettings", tot
 
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+DEVICES = ("cpu", "cuda", "auto")
+
+
+def resolve_device(device: str) -> str:
+    """The config's `device` as PyTorch names it: `auto` becomes cuda where PyTorch sees a GPU, else cpu;
+    `cuda` without one, or an unknown name, is an MkeError saying what there is."""
+    if device not in DEVICES:
+        raise MkeError(f"device {device!r} is not one of {', '.join(DEVICES)}")
+    if device == "auto":
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise MkeError(f"device cuda: this PyTorch ({torch.__version__}) sees no CUDA GPU; "
+                       "set device: cpu (or auto, which picks the GPU where there is one)")
+    return device
 
 
 def _bf16_fast(kind: str) -> bool:

@@ -39,7 +39,7 @@ from mke.train.augment import nearest_inputs
 from mke.train.checkpoint import save_checkpoint, warm_start
 from mke.train.config import dump_config
 from mke.train.data import MKEData, Split
-from mke.train.fit import OptimSettings, fit, predict
+from mke.train.fit import OptimSettings, fit, predict, resolve_device
 from mke.train.losses import IGNORE_INDEX
 from mke.train.methods import NO_REG, TEACHER, Method, Regularization, StudentJob, augmentation, plan_students
 from mke.train.metrics import class_ids, per_class_iou, score, score_predictions
@@ -372,6 +372,7 @@ def run_mke(cfg: dict, root: str | Path, *, fresh: bool = False, progress: bool 
         raise MkeError("seeds must be at least 1")
     jobs = plan_students(cfg["methods"], cfg["regularization"])
     student_init(cfg), views(cfg["pseudo_labels"]["tta"])  # bad settings fail now, not after the teachers
+    resolve_device(cfg["device"])
     optim_settings(cfg, "teacher"), optim_settings(cfg, "student")
     started = time.perf_counter()
     task.prepare(cfg, progress)  # data problems surface here, before the run folder exists

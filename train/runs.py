@@ -14,6 +14,7 @@ import torch
 from mke.runtime.errors import MkeError
 from mke.train.checkpoint import load_checkpoint
 from mke.train.config import load_yaml, with_defaults
+from mke.train.fit import resolve_device
 from mke.train.methods import NO_REG
 from mke.train.tasks import get_task
 
@@ -96,6 +97,7 @@ def run_context(cfg_json: str) -> tuple[dict, object, object]:
     processes' key, a string that pickles cheaply."""
     if cfg_json not in _CONTEXT:
         cfg = json.loads(cfg_json)
+        cfg["device"] = resolve_device(cfg["device"])  # `auto` → the device this process trains on
         task = get_task(cfg["task"])
         _CONTEXT.clear()
         _CONTEXT[cfg_json] = (cfg, task, task.build_data(cfg))

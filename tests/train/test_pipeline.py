@@ -152,3 +152,19 @@ def test_bad_student_settings_fail_before_any_training(tmp_path, override, messa
     with pytest.raises(MkeError, match=message):
         pipeline.run_mke(_cfg(override), tmp_path / "run", progress=False)
     assert not (tmp_path / "run").exists()
+
+
+def test_device_auto_trains_on_what_this_machine_has(tmp_path):
+    import torch
+
+    from mke.train.fit import resolve_device
+
+    assert resolve_device("auto") == ("cuda" if torch.cuda.is_available() else "cpu")
+    assert resolve_device("cpu") == "cpu"
+    with pytest.raises(MkeError, match="not one of cpu, cuda, auto"):
+        resolve_device("gpu")
+    if not torch.cuda.is_available():
+        with pytest.raises(MkeError, match="sees no CUDA GPU"):
+            resolve_device("cuda")
+    metrics = pipeline.run_mke(_cfg("device=auto"), tmp_path / "run", progress=False)  # nyuv2's default
+    assert all(len(r["per_seed"]) == 2 for r in metrics["results"])
