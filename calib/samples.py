@@ -88,9 +88,14 @@ def sample_count(samples: Samples, source: str = "calibration data") -> int:
     return next(iter(counts.values()))
 
 
-def select_samples(arrays: Samples, n: int = DEFAULT_SAMPLES, seed: int = 0) -> dict[str, np.ndarray]:
+def select_samples(arrays: Samples, n: int = DEFAULT_SAMPLES, seed: int = 0,
+                   classes: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """`n` samples (the same rows of every input) drawn without replacement, seeded, in source order.
 
+    `classes`: optional (N, K) booleans, which classes each sample shows (for MKE, the teacher's pseudo
+    labels of D_u). The draw is then stratified: first, rarest class first, up to `n // (2K)` samples
+    (at least one) that show each class — so every class the teacher predicts is represented, however
+    rare — then the rest at random. Without it, all `n` are drawn at random.
     With fewer than `n` samples available all are used, with a warning: NVIDIA advises 500+.
     """
     total = sample_count(arrays, "samples to calibrate on")
@@ -100,8 +105,30 @@ def select_samples(arrays: Samples, n: int = DEFAULT_SAMPLES, seed: int = 0) -> 
         raise MkeError("samples to calibrate on: the arrays hold no samples")
     if total < n:
         log.warning("only %d samples to calibrate on (asked for %d; NVIDIA advises 500+)", total, n)
-    rows = np.sort(np.random.default_rng(seed).choice(total, size=min(n, total), replace=False))
+    rng = np.random.default_rng(seed)
+    if classes is None:
+        rows = rng.choice(total, size=min(n, total), replace=False)
+    else:
+        rows = _stratified_rows(np.asarray(classes, bool), min(n, total), rng)
+    rows = np.sort(rows)
     return {name: np.ascontiguousarray(np.asarray(a)[rows], dtype=np.float32) for name, a in arrays.items()}
+
+
+def _stratified_rows(classes: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:
+    if classes.ndim != 2:
+        raise MkeError(f"classes must be (samples, classes) booleans, got shape {classes.shape}")
+    total, k = classes.shape
+    chosen = np.zeros(total, bool)
+    per_class = max(1, n // (2 * k))
+    for c in np.argsort(classes.sum(axis=0), kind="stable"):  # rarest first: they have the fewest to pick from
+        have = int((chosen & classes[:, c]).sum())
+        candidates = np.flatnonzero(classes[:, c] & ~chosen)
+        take = min(per_class - have, len(candidates), n - int(chosen.sum()))
+        if take > 0:
+            chosen[rng.choice(candidates, size=take, replace=False)] = True
+    rest = np.flatnonzero(~chosen)
+    chosen[rng.choice(rest, size=n - int(chosen.sum()), replace=False)] = True
+    return np.flatnonzero(chosen)
 
 
 def save_calibration(path: str | os.PathLike, samples: Samples) -> Path:
@@ -165,14 +192,15 @@ def check_calibration(samples: Samples, model, source: str = "calibration data")
 
 
 def ensure_calibration(path: str | os.PathLike, model, arrays: Samples | None = None, n: int = DEFAULT_SAMPLES,
-                       seed: int = 0) -> Path:
+                       seed: int = 0, classes: np.ndarray | None = None) -> Path:
     """Reuse the calibration set at `path` when it fits `model` (and, given `arrays`, holds exactly the
-    seeded selection from them); otherwise select from `arrays` and write it anew.
+    seeded selection from them, stratified by `classes` when given: `select_samples`); otherwise select
+    from `arrays` and write it anew.
 
     Without `arrays`, an unusable file is an MkeError: there is nothing to remake it from.
     """
     path = Path(path)
-    wanted = select_samples(arrays, n, seed) if arrays is not None else None
+    wanted = select_samples(arrays, n, seed, classes) if arrays is not None else None
     if path.is_file():
         try:
             existing = load_calibration(path, model)

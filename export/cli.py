@@ -33,6 +33,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--fp16", action="store_true", help="also FP16 artifacts (ONNX; a TensorRT engine where possible)")
     p.add_argument("--int8", action="store_true", help="also INT8 artifacts, calibrated on the run's unlabeled data")
     p.add_argument("--calib-samples", type=int, default=500, help="calibration samples (default 500)")
+    p.add_argument("--calib-draw", choices=["stratified", "random"], default="stratified",
+                   help="how they are drawn from D_u: stratified (default: every class the teacher's pseudo labels "
+                        "show is represented) or random")
     p.add_argument("--budget", type=float, default=1.0, help="largest INT8 metric drop allowed, in points (default 1)")
     p.add_argument("--dynamic-batch", action="store_true", help="export with a dynamic batch dimension")
     p.add_argument("--seed", type=int, help="which seed's models (default: the run's example seed)")
@@ -49,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
         from mke.export.exporter import Options, export_run, markdown_table
 
         out = args.out or Path("exports") / args.run.resolve().name
-        opts = Options(out=out, fp16=args.fp16, int8=args.int8, calib_samples=args.calib_samples, budget=args.budget,
+        opts = Options(out=out, fp16=args.fp16, int8=args.int8, calib_samples=args.calib_samples,
+                       calib_draw=args.calib_draw, budget=args.budget,
                        dynamic_batch=args.dynamic_batch, seed=args.seed, threads=args.threads, repeats=args.repeats,
                        tensorrt=not args.no_tensorrt)
         report = export_run(args.run, opts, log=lambda m: print(f"mke-export: {m}", flush=True))

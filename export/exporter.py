@@ -10,6 +10,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import torch
 
 from mke.runtime.errors import MkeError
@@ -52,6 +53,7 @@ class Options:
     fp16: bool = False
     int8: bool = False
     calib_samples: int = 500
+    calib_draw: str = "stratified"   # stratified by the teacher's pseudo labels of D_u, or random
     budget: float = 1.0
     dynamic_batch: bool = False
     seed: int | None = None
@@ -138,6 +140,26 @@ def export_model(rm: RunModel, ctx: RunContext, opts: Options, log, reference: t
     return arts
 
 
+SHOWN_SHARE = 0.005  # a frame shows a class when the teacher labels at least this share of its pixels with it
+
+
+def classes_shown(ctx: RunContext) -> "np.ndarray | None":
+    """(N, K) booleans: which classes the teacher's pseudo labels give each D_u sample (for a dense task,
+    at least SHOWN_SHARE of its pixels) — the strata of the calibration draw; None without labels."""
+    from mke.train.pseudo import PseudoLabelCache, pseudo_targets
+
+    try:
+        labels = PseudoLabelCache(ctx.run.pseudo_labels(ctx.seed)).load(ctx.run.teacher(ctx.seed))
+    except MkeError:
+        return None  # no labels beside this teacher: the draw is random
+    hard, _ = pseudo_targets(labels, "hard", weighted=False)
+    k = len(ctx.data.class_names)
+    ids = hard.reshape(len(hard), -1).long()
+    counts = torch.zeros((len(ids), k + 1), dtype=torch.long)
+    counts.scatter_add_(1, ids.clamp(max=k), torch.ones_like(ids))  # void (255) → the spare column k
+    return (counts[:, :k].float() / ids.shape[1] >= (SHOWN_SHARE if ids.shape[1] > 1 else 1.0)).numpy()
+
+
 def int8_artifacts(rm: RunModel, ctx: RunContext, fp32: Artifact, opts: Options, log, check: Checker) -> list[Artifact]:
     """`int8` (TensorRT Q/DQ) and `int8-cpu` (ONNX Runtime CPU) from one calibration set drawn from the
     run's unlabeled multimodal data (what the device will see), each within the accuracy budget.
@@ -148,7 +170,9 @@ def int8_artifacts(rm: RunModel, ctx: RunContext, fp32: Artifact, opts: Options,
 
     names = rm.spec.input_names
     arrays = {m: ctx.data.unlabeled.inputs[m].numpy() for m in names}
-    calib = ensure_calibration(opts.out / f"calibration.{rm.name}.npz", fp32.path, arrays, n=opts.calib_samples)
+    classes = classes_shown(ctx) if opts.calib_draw == "stratified" else None
+    calib = ensure_calibration(opts.out / f"calibration.{rm.name}.npz", fp32.path, arrays, n=opts.calib_samples,
+                               classes=classes)
 
     def evaluate(path) -> float:
         if Path(path) == fp32.path:  # the budget's reference: measured already, the same way
@@ -311,6 +335,7 @@ def export_run(run_dir: str | Path, opts: Options, log=print) -> dict:
               "reference": {"metric": student_ref["metric"], "latency_ms": student_ref["latency_ms"], "model": "student"},
               "references": references, "artifacts": [a.row() for a in artifacts],
               "tensorrt_readiness": {name: r.to_dict() for name, r in checks.items()},
+              "calibration": {"samples": opts.calib_samples, "draw": opts.calib_draw} if opts.int8 else None,
               "machine": {"threads": opts.threads or torch.get_num_threads()},
               "seconds": round(time.perf_counter() - started, 1)}
     write_json(opts.out / "export_report.json", report)

@@ -30,6 +30,7 @@ class RunContext:
     task: object
     data: object
     models: list[RunModel]
+    seed: int = 0             # whose models: their teacher's pseudo labels stratify the calibration draw
 
 
 def _student_checkpoint(run: RunDir, cfg: dict, seed: int) -> Path:
@@ -79,4 +80,4 @@ def load_run(run_dir: str | Path, seed: int | None = None) -> RunContext:
     for name, path in (("teacher", run.teacher(seed)), ("student", student)):
         model, meta = load_model(cfg, task, path)
         models.append(RunModel(name, model, build_spec(cfg, task, meta, path, run.root, metrics), path))
-    return RunContext(run, cfg, task, data, models)
+    return RunContext(run, cfg, task, data, models, seed)

@@ -113,3 +113,25 @@ def test_reader_batches_to_the_models_fixed_batch_size(tmp_path):
     assert len(reader) == 2 and [b["rgb"].shape[0] for b in batches] == [4, 4]  # 2 samples do not fill a batch
     with pytest.raises(MkeError, match="do not fill one batch of 4"):
         NpzCalibrationReader(select_samples(frames(), 3), model)
+
+
+def test_a_stratified_draw_represents_every_class_however_rare():
+    arrays = frames(n=200)
+    classes = np.zeros((200, 4), bool)
+    classes[:, 0] = True                      # everywhere
+    classes[::2, 1] = True                    # every other sample
+    classes[[7, 93], 2] = True                # in two samples only
+    classes[150, 3] = True                    # in one
+    rows_of = {tuple(arrays["rgb"][i].ravel()[:4]): i for i in range(200)}
+
+    def drawn(selection):
+        return {rows_of[tuple(x.ravel()[:4])] for x in selection["rgb"]}
+
+    stratified = drawn(select_samples(arrays, 16, seed=0, classes=classes))
+    assert len(stratified) == 16
+    assert {7, 93} <= stratified and 150 in stratified  # the rare classes, each as often as n // (2K) allows
+    random_draws = [drawn(select_samples(arrays, 16, seed=s)) for s in range(20)]
+    assert sum(150 in d for d in random_draws) < 10  # a random draw mostly misses the one-sample class
+    assert drawn(select_samples(arrays, 16, seed=0, classes=classes)) == stratified  # seeded
+    with pytest.raises(MkeError, match="samples, classes"):
+        select_samples(arrays, 16, classes=np.ones(200, bool))

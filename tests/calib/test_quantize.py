@@ -296,3 +296,16 @@ def test_budget_refuses_a_negative_budget_and_a_metric_that_is_not_a_number(fp32
     with pytest.raises(MkeError, match="returned nan"):
         quantize_within_budget(fp32, calib, quantize_int8, lambda path: float("nan"), tmp_path / "m.onnx")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_budget_searches_of_both_recipes_share_one_calibration(fp32, calib, tmp_path):
+    cache = tmp_path / "work" / "ranges.json"
+    cache.parent.mkdir()
+    quantize_within_budget(fp32, calib, quantize_int8, lambda path: 50.0, tmp_path / "m.int8.onnx",
+                           calibration_cache=cache)
+    made = cache.stat().st_mtime_ns  # kept beyond the search, for the next recipe
+    quantize_within_budget(fp32, calib, quantize_int8_cpu, lambda path: 50.0, tmp_path / "m.int8-cpu.onnx",
+                           calibration_cache=cache)
+    assert cache.stat().st_mtime_ns == made  # the CPU recipe read the TensorRT recipe's ranges
+    fresh = quantize_within_budget(fp32, calib, quantize_int8_cpu, lambda path: 50.0, tmp_path / "alone.onnx")
+    assert (tmp_path / "m.int8-cpu.onnx").read_bytes() == fresh.path.read_bytes()  # the same model as calibrating alone

@@ -11,6 +11,45 @@ from mke.runtime.live.predictions import Prediction
 from mke.runtime.spec import ModelSpec
 
 FONT = cv2.FONT_HERSHEY_SIMPLEX
+MARGIN = 4   # pixels between the frame's edge and a text block
+PAD = 2      # pixels of dark backing around a text
+
+
+def text_scale(height: int) -> float:
+    """The font scale for a frame `height` pixels tall: text about 4 % of the height (9 px at 240,
+    19 px at 480), never below what Hershey's simplex font stays legible at."""
+    return max(0.3, height / 650)
+
+
+def text_box(text: str, scale: float) -> tuple[int, int, int]:
+    """(width, height above the baseline, depth below it) of `text` in pixels, drawn at `scale`."""
+    (width, height), baseline = cv2.getTextSize(text, FONT, scale, 1)
+    return width, height, baseline
+
+
+def fit_scale(text: str, scale: float, width: int) -> float:
+    """`scale`, or less, so that `text` fits in `width` pixels (down to 0.3, below which it is cut)."""
+    text_width = text_box(text, scale)[0]
+    return scale if text_width <= width else max(0.3, scale * width / text_width)
+
+
+def _backing(image: np.ndarray, corner: tuple[int, int], opposite: tuple[int, int]) -> None:
+    """Darken a rectangle to 35 % of its brightness, so white text reads on any colour beneath."""
+    (x0, y0), (x1, y1) = corner, opposite
+    x0, y0, x1, y1 = max(0, x0), max(0, y0), min(image.shape[1], x1), min(image.shape[0], y1)
+    if x1 > x0 and y1 > y0:
+        image[y0:y1, x0:x1] = (image[y0:y1, x0:x1] * 0.35).astype(np.uint8)
+
+
+def _label(image: np.ndarray, text: str, origin: tuple[int, int], scale: float) -> None:
+    """White `text` on a dark backing, its baseline's left end at `origin`; cut at the frame's edge."""
+    x, y = origin
+    room = image.shape[1] - MARGIN - x
+    while text and text_box(text, scale)[0] > room:
+        text = text[:-1]
+    width, height, base = text_box(text, scale)
+    _backing(image, (x - PAD, y - height - PAD), (x + width + PAD, y + base + PAD))
+    cv2.putText(image, text, (x, y), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
 
 
 class Overlay:
@@ -37,33 +76,35 @@ class Overlay:
         if frame.audio is not None:
             self._meter(image, level_db(frame.audio), frame.audio_underrun)
         if status:
-            scale = max(0.35, h / 1200)
-            cv2.putText(image, status, (6, h - 8), FONT, scale, (0, 0, 0), 3, cv2.LINE_AA)
-            cv2.putText(image, status, (6, h - 8), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
+            scale = fit_scale(status, text_scale(h), w - 2 * MARGIN)
+            _label(image, status, (MARGIN, h - MARGIN - PAD - text_box("Ag", scale)[2]), scale)
         return image
 
     def _legend(self, image: np.ndarray, prediction: Prediction) -> None:
-        scale = max(0.35, image.shape[0] / 1100)
-        row = int(22 * scale / 0.45)
-        shown = [(name, share) for name, share in prediction.shares.items() if share >= 0.005][:12]
+        """A swatch and "name share%" per class present, one row each, on a dark backing."""
+        scale = text_scale(image.shape[0])
+        _, text_h, base = text_box("Ag", scale)
+        row = text_h + base + 2 * PAD + 2          # a row: the text's box plus its backing's padding
+        swatch = text_h + base                      # a square as tall as the text
+        shown = [(name, share) for name, share in prediction.shares.items() if share >= 0.005]
+        shown = shown[:max(1, (image.shape[0] - 2 * MARGIN) // row)]  # as many rows as the frame holds
         for k, (name, share) in enumerate(shown):
-            y = 6 + k * row
+            top = MARGIN + k * row
             colour = tuple(int(c) for c in self._lut[self.spec.classes.index(name)])
-            cv2.rectangle(image, (6, y), (6 + row - 4, y + row - 4), colour, -1)
-            text = f"{name} {share * 100:.0f}%"
-            cv2.putText(image, text, (10 + row, y + row - 8), FONT, scale, (0, 0, 0), 3, cv2.LINE_AA)
-            cv2.putText(image, text, (10 + row, y + row - 8), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
+            _backing(image, (MARGIN, top), (MARGIN + 2 * PAD + swatch, top + row - 2))
+            cv2.rectangle(image, (MARGIN + PAD, top + PAD), (MARGIN + PAD + swatch, top + PAD + swatch), colour, -1)
+            _label(image, f"{name} {share * 100:.0f}%", (MARGIN + 3 * PAD + swatch, top + PAD + text_h), scale)
 
     def _top_k(self, image: np.ndarray, prediction: Prediction) -> None:
-        scale = max(0.4, image.shape[0] / 900)
-        row = int(26 * scale / 0.5)
+        """A bar as long as each class's probability, "name p" on it, one row each."""
+        scale = text_scale(image.shape[0])
+        _, text_h, base = text_box("Ag", scale)
+        row = text_h + base + 2 * PAD + 2
         for k, (name, p) in enumerate(prediction.top):
-            y = 8 + k * row
+            top = MARGIN + k * row
             width = int(p * image.shape[1] * 0.4)
-            cv2.rectangle(image, (6, y), (6 + width, y + row - 6), (60, 180, 60), -1)
-            text = f"{name} {p:.2f}"
-            cv2.putText(image, text, (10, y + row - 10), FONT, scale, (0, 0, 0), 3, cv2.LINE_AA)
-            cv2.putText(image, text, (10, y + row - 10), FONT, scale, (255, 255, 255), 1, cv2.LINE_AA)
+            cv2.rectangle(image, (MARGIN, top), (MARGIN + width, top + row - 2), (60, 180, 60), -1)
+            _label(image, f"{name} {p:.2f}", (MARGIN + PAD, top + PAD + text_h), scale)
 
     @staticmethod
     def _meter(image: np.ndarray, db: float, underrun: bool) -> None:
