@@ -207,6 +207,17 @@ def _trt_predict(engine: Path, split, names: list[str]) -> torch.Tensor:
     return torch.cat(outs)
 
 
+def check_engine(art: Artifact, metric: str, opts: Options) -> None:
+    """A TensorRT engine's own tolerance against the PyTorch model on the test split: FP16 within
+    FP16_METRIC_DROP points of its metric, INT8 within the accuracy budget. Outside it, the engine is
+    removed and the export fails, as every failed check does."""
+    tolerance = FP16_METRIC_DROP if art.fmt.precision == "fp16" else opts.budget
+    drop = art.parity.reference_metric - art.parity.metric
+    if drop > tolerance:
+        _fail(art, f"{art.path.name}: the TensorRT engine loses {drop:.2f} points of {metric} against PyTorch "
+                   f"(tolerance {tolerance}); removed")
+
+
 def tensorrt_engines(rm: RunModel, ctx: RunContext, onnx_arts: list[Artifact], opts: Options, log,
                      reference: torch.Tensor) -> list[Artifact]:
     """FP16 / INT8 engines where TensorRT and a GPU are present; otherwise rows that say why not."""
@@ -233,6 +244,7 @@ def tensorrt_engines(rm: RunModel, ctx: RunContext, onnx_arts: list[Artifact], o
                                 model_name=rm.name)
         art.parity = parity(reference, _trt_predict(art.path, ctx.data.test, rm.spec.input_names), ctx.task.kind,
                             ctx.data.test.targets)
+        check_engine(art, ctx.task.metric, opts)
         arts.append(art)
     if missing and wanted:
         log(f"{rm.name}: {missing}")

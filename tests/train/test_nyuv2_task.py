@@ -21,10 +21,10 @@ TRAIN, TEST = [1, 3, 5], [2, 4, 6]        # 1-based, as splits.mat holds them
 SCENES = ["bedroom_0001", "kitchen_0002"] * 3
 T0 = 1294886362.238178
 RAW = {"bedrooms_part1/bedroom_0001": 4, "kitchens_part1/kitchen_0002a": 2}   # the kitchen is a test room
-TINY = ["seeds=1", "workers=1", "device=cpu", "model.encoder=tiny", "model.decoder_width=16", "model.pretrained=false",
+TINY = ["seeds=1", "workers=1", "model.encoder=tiny", "model.decoder_width=16", "model.pretrained=false",
         "data.unlabeled_every=1", "data.unlabeled_max=0", "preprocess.rgb.size=[48, 64]",
         "preprocess.depth.size=[48, 64]", "teacher.optim.epochs=1", "student.optim.epochs=1",
-        "teacher.optim.batch_size=4", "student.optim.batch_size=4", "report.examples=2"]
+        "teacher.optim.batch_size=4", "student.optim.batch_size=4", "report.examples=2"]  # device: auto, the default
 
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
