@@ -59,10 +59,11 @@ def quantize_within_budget(model: str | os.PathLike, samples: Mapping[str, np.nd
     better, e.g. mIoU in points — drops by at most `budget` from FP32.
 
     `evaluate` sees temporary files, deleted afterwards. The model written to `output` records the
-    excluded nodes and both metrics in its metadata. `calibration_cache`: a tensor-range file kept
-    beyond this call (`mke.calib.quantize.quantize`'s), so that several recipes quantizing the same
-    model on the same samples calibrate once; by default the ranges live as long as the search. If no prefix of the ranking meets the budget the
+    excluded nodes and both metrics in its metadata. If no prefix of the ranking meets the budget the
     best model found is written and `within_budget` is False: the caller decides.
+    `calibration_cache`: a tensor-range file kept beyond this call (`mke.calib.quantize.quantize`'s),
+    so that several recipes quantizing the same model on the same samples calibrate once; by
+    default the ranges live as long as the search.
     """
     if not budget >= 0:
         raise MkeError(f"the accuracy budget is the largest allowed drop in the metric, ≥ 0; got {budget}")

@@ -20,7 +20,6 @@ from mke.export.run_models import RunContext, RunModel, load_run
 from mke.export.verify import Parity, ort_predict, ort_session, parity
 from mke.runtime.timing import Latency, interleaved_latency
 from mke.train.fit import predict
-from mke.train.metrics import score
 
 FP32_MAX_ABS_DIFF = 1e-4   # logits, FP32 ONNX against PyTorch
 FP16_METRIC_DROP = 0.2     # task-metric points, FP16 ONNX against FP32
@@ -113,7 +112,8 @@ def _fail(art: Artifact, message: str) -> None:
     raise MkeError(message)
 
 
-def export_model(rm: RunModel, ctx: RunContext, opts: Options, log, reference: torch.Tensor) -> list[Artifact]:
+def export_model(rm: RunModel, ctx: RunContext, opts: Options, log, reference: torch.Tensor,
+                 strata: "np.ndarray | None" = None) -> list[Artifact]:
     out = opts.out
     check = Checker(rm, ctx, reference, opts)
     arts = []
@@ -136,7 +136,7 @@ def export_model(rm: RunModel, ctx: RunContext, opts: Options, log, reference: t
                         f"(tolerance {FP16_METRIC_DROP}); removed")
         arts.append(half)
     if opts.int8:
-        arts += int8_artifacts(rm, ctx, fp32, opts, log, check)
+        arts += int8_artifacts(rm, ctx, fp32, opts, log, check, strata)
     return arts
 
 
@@ -160,9 +160,11 @@ def classes_shown(ctx: RunContext) -> "np.ndarray | None":
     return (counts[:, :k].float() / ids.shape[1] >= (SHOWN_SHARE if ids.shape[1] > 1 else 1.0)).numpy()
 
 
-def int8_artifacts(rm: RunModel, ctx: RunContext, fp32: Artifact, opts: Options, log, check: Checker) -> list[Artifact]:
+def int8_artifacts(rm: RunModel, ctx: RunContext, fp32: Artifact, opts: Options, log, check: Checker,
+                   strata: "np.ndarray | None" = None) -> list[Artifact]:
     """`int8` (TensorRT Q/DQ) and `int8-cpu` (ONNX Runtime CPU) from one calibration set drawn from the
-    run's unlabeled multimodal data (what the device will see), each within the accuracy budget.
+    run's unlabeled multimodal data (what the device will see; stratified by `strata`, `classes_shown`),
+    each within the accuracy budget.
     Both recipes calibrate the same FP32 graph on the same samples: the tensor ranges are measured once."""
     from mke.calib.budget import quantize_within_budget
     from mke.calib.quantize import quantize_int8, quantize_int8_cpu
@@ -170,9 +172,8 @@ def int8_artifacts(rm: RunModel, ctx: RunContext, fp32: Artifact, opts: Options,
 
     names = rm.spec.input_names
     arrays = {m: ctx.data.unlabeled.inputs[m].numpy() for m in names}
-    classes = classes_shown(ctx) if opts.calib_draw == "stratified" else None
     calib = ensure_calibration(opts.out / f"calibration.{rm.name}.npz", fp32.path, arrays, n=opts.calib_samples,
-                               classes=classes)
+                               classes=strata)
 
     def evaluate(path) -> float:
         if Path(path) == fp32.path:  # the budget's reference: measured already, the same way
@@ -332,9 +333,10 @@ def export_run(run_dir: str | Path, opts: Options, log=print) -> dict:
     opts.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     artifacts, references, checks = [], [], {}
+    strata = classes_shown(ctx) if opts.int8 and opts.calib_draw == "stratified" else None  # read once, for both
     for rm in ctx.models:
         reference = _reference_logits(rm, ctx)
-        arts = export_model(rm, ctx, opts, log, reference)
+        arts = export_model(rm, ctx, opts, log, reference, strata)
         checks.update(readiness(arts))
         if opts.tensorrt:
             arts += tensorrt_engines(rm, ctx, arts, opts, log, reference)

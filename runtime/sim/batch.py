@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from mke.runtime.memory import huge_pages_off
 from mke.runtime.sim.world import World
 
 FIELDS = ("rgb", "depth_mm", "labels", "intrinsics", "up")
@@ -14,7 +13,6 @@ def render_rooms(rooms: list[tuple[int, int]], width: int, height: int, step: fl
     """For each (room seed, frame count): the room's trajectory rendered as stacked arrays
     rgb (N, H, W, 3) uint8, depth_mm (N, H, W) uint16, labels (N, H, W) uint8, intrinsics (N, 4)
     fx fy cx cy and up (N, 3); the trajectory seed is the room seed."""
-    huge_pages_off()  # in a rendering worker: mke.runtime.memory
     out = []
     for seed, n in rooms:
         arrays = {k: [] for k in FIELDS}

@@ -50,6 +50,7 @@ def _render_data(splits: list[str], data_cfg: dict, progress: bool, *, replay: b
     from concurrent.futures import ProcessPoolExecutor
     from multiprocessing import get_context
 
+    from mke.runtime.memory import huge_pages_off
     from mke.runtime.sim.batch import render_rooms
 
     w, h, step = int(data_cfg["width"]), int(data_cfg["height"]), float(data_cfg["step"])
@@ -77,7 +78,7 @@ def _render_data(splits: list[str], data_cfg: dict, progress: bool, *, replay: b
         for t in tasks:
             collect(t, render_rooms(*t[1:]))
     else:
-        with ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
+        with ProcessPoolExecutor(workers, mp_context=get_context("spawn"), initializer=huge_pages_off) as pool:
             for t, rendered in zip(tasks, pool.map(render_rooms, *zip(*(t[1:] for t in tasks)))):
                 collect(t, rendered)
     bar.close()
