@@ -224,7 +224,7 @@ def tensorrt_engines(rm: RunModel, ctx: RunContext, onnx_arts: list[Artifact], o
     """FP16 / INT8 engines where TensorRT and a GPU are present; otherwise rows that say why not."""
     from mke.export.tensorrt_build import BuildOptions, build_engine, import_tensorrt
 
-    wanted = [("engine-fp16", "onnx", "fp16")] if opts.fp16 else []
+    wanted = [("engine-fp16", "onnx-fp16", "fp16")] if opts.fp16 else []  # strongly typed: precision is in the graph
     wanted += [("engine-int8", "onnx-int8", "int8")] if opts.int8 else []
     sources = {a.fmt.key: a for a in onnx_arts}
     arts = []

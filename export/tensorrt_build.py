@@ -1,9 +1,13 @@
-"""ONNX → TensorRT engine with the TensorRT 10 Python API, written in the MKE engine container.
+"""ONNX → TensorRT engine with the TensorRT 10 or 11 Python API, written in the MKE engine container.
 
 Engines are built where they run (the Jetson): a plan is tied to the TensorRT release and GPU that
-built it. INT8 is explicit quantization only: the workstation calibrates and writes a Q/DQ ONNX
-(`mke-export --int8`); the device just builds it with BuilderFlag.INT8 and no calibrator (TensorRT
-10.1 deprecated the implicit calibrators, TensorRT 11 removed them and the precision flags).
+built it. Every network is strongly typed — the only kind TensorRT 11 builds, and the kind built here
+on 10.x too (JetPack 6 ships 10.3) — so one code path serves both and no precision flag is ever set:
+the precision is in the graph. FP16 engines are built from the FP16 ONNX (`<model>.fp16.onnx`, made
+by `mke.export.onnx_export.onnx_to_fp16`), INT8 engines from the Q/DQ ONNX (`<model>.int8.onnx`, the
+workstation calibrates with `mke-export --int8`; TensorRT 10.1 deprecated the implicit calibrators,
+TensorRT 11 removed them with BuilderFlag.FP16/INT8). A graph whose types do not give the precision
+asked for is refused before TensorRT is touched (`mke.export.trt_readiness.precision_mismatch`).
 
 `tensorrt`, `pycuda`, `cuda-python` and `torch` are imported lazily, where they are needed, so this
 module imports on a machine with none of them (the ONNX files are still written there).
@@ -20,6 +24,7 @@ from typing import Mapping
 import numpy as np
 
 from mke.calib.samples import load_onnx, model_inputs
+from mke.export.trt_readiness import GraphTypes, graph_types, model_stem, precision_mismatch
 from mke.runtime.engine_file import PRECISIONS, engine_name, gpu_slug, write_engine
 from mke.runtime.errors import MkeError
 from mke.runtime.fileio import atomic_path, file_sha256
@@ -31,9 +36,9 @@ from mke.runtime.tensorrt import gpu_info as runtime_gpu_info, import_tensorrt a
 log = logging.getLogger("mke.export.tensorrt")
 
 NOT_INSTALLED = ("TensorRT is not installed here: ONNX files were written; build engines on the Jetson with "
-                 "`mke-export <run> --fp16` (or --int8), where JetPack 6 provides TensorRT 10 and its Python bindings")
+                 "`mke-export <run> --fp16` (or --int8), where JetPack 6 provides TensorRT 10 and its Python bindings "
+                 "(a workstation with TensorRT 10 or 11 builds them the same way)")
 SPEC_KEY = "mke_spec"  # the ONNX metadata_props key mke-export writes (mke.runtime.onnx_spec)
-QDQ_OPS = ("QuantizeLinear", "DequantizeLinear")
 
 
 @dataclass(frozen=True)
@@ -46,7 +51,7 @@ class BuildOptions:
     timing_cache: Path | None = None          # loaded before and saved after the build; default: beside the engine
     dla_core: int | None = None               # run on this DLA core (Jetson AGX Orin has 0 and 1)
     gpu_fallback: bool = True                 # layers DLA cannot run go to the GPU instead of failing the build
-    version_compatible: bool = False          # plan also runs on later TensorRT 10.x releases (slower, lean runtime)
+    version_compatible: bool = False          # plan also runs on later releases of its major (slower, lean runtime)
     exclude_lean_runtime: bool = False        # leave the lean runtime out of a version-compatible plan
 
     def __post_init__(self):
@@ -90,14 +95,16 @@ def _gpu_via_torch(device: int):
 
 
 def onnx_facts(onnx_path: str | Path) -> dict:
-    """What the engine header needs from the ONNX file: its spec, hash, inputs (-1 for a dynamic
-    dimension) and whether it has Q/DQ."""
+    """What the build needs from the ONNX file: its spec, hash, inputs (-1 for a dynamic dimension),
+    whether it has Q/DQ, and its float types (`types`, a GraphTypes: what a strongly typed build makes
+    of it, `computes_in` "fp32" | "fp16" | "int8")."""
     path = Path(onnx_path)
     proto = load_onnx(path, load_external_data=False)
     meta = {p.key: p.value for p in proto.metadata_props}
     inputs = {name: [-1 if d is None else d for d in i.shape] for name, i in model_inputs(proto).items()}
+    types: GraphTypes = graph_types(proto)
     return {"spec": meta.get(SPEC_KEY), "sha256": file_sha256(path), "inputs": inputs,
-            "qdq": any(n.op_type in QDQ_OPS for n in proto.graph.node)}
+            "qdq": types.qdq, "types": types, "computes_in": types.computes_in}
 
 
 def profile_shapes(inputs: Mapping[str, list[int]], batch: tuple[int, int, int] | None) -> dict[str, tuple]:
@@ -119,11 +126,7 @@ def profile_shapes(inputs: Mapping[str, list[int]], batch: tuple[int, int, int] 
 
 def default_model_name(onnx_path: Path) -> str:
     """"student.int8.onnx" → "student": the precision goes into the engine name once, by engine_name."""
-    stem = onnx_path.name[:-len(".onnx")] if onnx_path.name.endswith(".onnx") else onnx_path.stem
-    for suffix in (".fp32", ".fp16", ".int8", ".qdq"):
-        if stem.endswith(suffix):
-            stem = stem[:-len(suffix)]
-    return stem
+    return model_stem(onnx_path)
 
 
 def build_engine(onnx_path: str | Path, out_dir: str | Path | None = None, options: BuildOptions = BuildOptions(), *,
@@ -137,13 +140,9 @@ def build_engine(onnx_path: str | Path, out_dir: str | Path | None = None, optio
             raise MkeError(f"{onnx_path} carries no MKE model spec (metadata key '{SPEC_KEY}'): export it with "
                            f"mke-export, or pass spec=")
         spec = ModelSpec.from_json(facts["spec"], str(onnx_path))
-    if facts["qdq"] and options.precision != "int8":
-        raise MkeError(f"{onnx_path.name} is explicitly quantized (QuantizeLinear/DequantizeLinear): build it with "
-                       f"precision int8, or build the float ONNX for {options.precision}")
-    if options.precision == "int8" and not facts["qdq"]:
-        raise MkeError(f"INT8 needs an explicitly quantized ONNX (Q/DQ nodes) and {onnx_path.name} has none: "
-                       f"calibrate on the workstation with `mke-export <run> --int8` and copy the .int8.onnx here "
-                       f"(the device no longer calibrates: TensorRT 10.1 deprecated its calibrators)")
+    problem = precision_mismatch(facts["types"], options.precision, onnx_path)
+    if problem:
+        raise MkeError(problem)
     profile = profile_shapes(facts["inputs"], options.batch)
 
     trt = import_tensorrt()
@@ -158,12 +157,15 @@ def build_engine(onnx_path: str | Path, out_dir: str | Path | None = None, optio
     log.info("building %s engine from %s on %s (TensorRT %s)", options.precision, onnx_path.name, gpu, trt.__version__)
     plan = builder.build_serialized_network(network, config)
     if plan is None:
+        hint = (f". It was a DLA build of a strongly typed network: build without dla_core to run it on the GPU "
+                f"(TensorRT {trt.__version__})") if options.dla_core is not None else ""
         raise MkeError(f"TensorRT could not build an engine from {onnx_path.name}: "
-                       + ("; ".join(logger.errors[-5:]) or "no error was logged"))
+                       + ("; ".join(logger.errors[-5:]) or "no error was logged") + hint)
     _save_timing_cache(config, cache_path)
     header = {
         "spec": json.loads(spec.to_json()),
         "precision": options.precision,
+        "strongly_typed": True,
         "tensorrt_version": trt.__version__,
         "gpu": gpu,
         "compute_capability": cc,
@@ -180,10 +182,35 @@ def build_engine(onnx_path: str | Path, out_dir: str | Path | None = None, optio
     return write_engine(out_dir / name, bytes(memoryview(plan)), header)
 
 
+def network_flags(trt) -> int:
+    """`create_network` flags for a strongly typed network on TensorRT 10 and 11 alike.
+
+    TensorRT 10.x: NetworkDefinitionCreationFlag.STRONGLY_TYPED has the value 1 (0 is the ignored
+    EXPLICIT_BATCH), so the flags are 1 << 1. TensorRT 11.x: strong typing is always on and
+    STRONGLY_TYPED is deprecated, ignored and renumbered to 0 (value 1 is now PREFER_JIT_PYTHON_PLUGINS),
+    so the bit is taken from the enum, never hard-coded; a release without the member gets 0."""
+    flag = getattr(getattr(trt, "NetworkDefinitionCreationFlag", None), "STRONGLY_TYPED", None)
+    return 0 if flag is None else 1 << int(flag)
+
+
+def builder_flags(options: BuildOptions) -> list[str]:
+    """Names of the trt.BuilderFlag members a build sets: never a precision flag (FP16, INT8, BF16, FP8 … and
+    OBEY/PREFER_PRECISION_CONSTRAINTS are gone in TensorRT 11; a strongly typed network takes its precision
+    from the graph). Every name here exists in the Python bindings of 10.3 and 11.1."""
+    flags = []
+    if options.dla_core is not None and options.gpu_fallback:
+        flags.append("GPU_FALLBACK")
+    if options.version_compatible:
+        flags.append("VERSION_COMPATIBLE")
+        if options.exclude_lean_runtime:
+            flags.append("EXCLUDE_LEAN_RUNTIME")
+    return flags
+
+
 def _parse_onnx(trt, logger, onnx_path: Path):
-    """Builder, network (explicit batch, the only mode in TensorRT 10; weakly typed so FP16/INT8 apply), parser."""
+    """Builder, a strongly typed network (explicit batch is the only mode since TensorRT 10), parser."""
     builder = trt.Builder(logger)
-    network = builder.create_network(0)
+    network = builder.create_network(network_flags(trt))
     parser = trt.OnnxParser(network, logger)
     if not parser.parse(onnx_path.read_bytes(), str(onnx_path)):
         errors = [_parser_error_text(parser.get_error(i)) for i in range(parser.num_errors)]
@@ -194,13 +221,10 @@ def _parse_onnx(trt, logger, onnx_path: Path):
 
 
 def _configure(trt, builder, options: BuildOptions, profile: dict, gpu: str):
-    """Workspace, precision flags, the optimization profile, DLA and version compatibility."""
+    """Workspace, the optimization profile, DLA and version compatibility — no precision: the network's
+    types carry it. Every call here exists in the Python bindings of TensorRT 10.3 and 11.1."""
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, options.workspace_mib << 20)
-    if options.precision in ("fp16", "int8"):
-        config.set_flag(trt.BuilderFlag.FP16)  # with INT8 too: layers left unquantized run in FP16
-    if options.precision == "int8":
-        config.set_flag(trt.BuilderFlag.INT8)  # Q/DQ scales come from the graph; no calibrator
     if profile:
         opt_profile = builder.create_optimization_profile()
         for name, (lo, opt, hi) in profile.items():
@@ -210,15 +234,13 @@ def _configure(trt, builder, options: BuildOptions, profile: dict, gpu: str):
         cores = builder.num_DLA_cores
         if options.dla_core >= cores:
             raise MkeError(f"DLA core {options.dla_core} requested but {gpu} has {cores} DLA core(s)"
-                           + (" (DLA exists on Jetson AGX/NX Orin and Xavier)" if cores == 0 else ""))
+                           + (" (DLA exists on Jetson AGX/NX Orin and Xavier, with the TensorRT 10 of JetPack 6; "
+                              "TensorRT 11 has it from 11.4.1, on AGX Orin with JetPack 7.2.2 or later)"
+                              if cores == 0 else ""))
         config.default_device_type = trt.DeviceType.DLA
         config.DLA_core = options.dla_core
-        if options.gpu_fallback:
-            config.set_flag(trt.BuilderFlag.GPU_FALLBACK)
-    if options.version_compatible:
-        config.set_flag(trt.BuilderFlag.VERSION_COMPATIBLE)
-        if options.exclude_lean_runtime:
-            config.set_flag(trt.BuilderFlag.EXCLUDE_LEAN_RUNTIME)
+    for name in builder_flags(options):
+        config.set_flag(getattr(trt.BuilderFlag, name))
     return config
 
 

@@ -1,4 +1,5 @@
-"""Will TensorRT 10 build this ONNX, and what would leave the DLA for the GPU? Checked without a GPU.
+"""Will TensorRT 10 (and 11) build this ONNX, and what would leave the DLA for the GPU? Checked
+without a GPU.
 
 The workstation has no TensorRT; the Jetson is slow to find out. `check_onnx` reads the graph with
 the `onnx` package (indexed by `mke.calib.graph_index.GraphIndex`) and checks, node by node:
@@ -16,10 +17,18 @@ the `onnx` package (indexed by `mke.calib.graph_index.GraphIndex`) and checks, n
 - with `dla=True`, the layers DLA cannot run, which go to the GPU with GPU fallback (warnings):
   the per-layer DLA limits of TensorRT 10.3's NvInfer.h (branch release/10.3 of NVIDIA/TensorRT) —
   the TensorRT that JetPack 6 ships for Orin — plus the general limits of the DLA chapter of the
-  TensorRT developer guide (static shapes, dimensions ≤ 8192).
+  TensorRT developer guide (static shapes, dimensions ≤ 8192);
+- strong typing, the only mode of TensorRT 11 and the mode mke builds in on 10.x too: the graph's
+  own tensor types decide the engine's precision (`graph_types`), so a float32 graph asked for FP16,
+  a graph without Q/DQ asked for INT8 (implicit quantization: TensorRT 11 removed the calibrators
+  and BuilderFlag.INT8) or a Q/DQ graph asked for a float precision is refused (`precision_mismatch`,
+  the rule `build_engine` applies too); QuantizeLinear whose input and scale types differ;
+- what TensorRT 10 accepts and TensorRT 11 no longer does (rule "trt11"): nodes served by the
+  plugins TensorRT 11.0 removed.
 
-Levels: "error" — the parser or builder will refuse it; "warning" — it builds, with a cost worth
-knowing (GPU fallback, control flow, a profile to give); "info" — facts about the graph.
+Levels: "error" — the parser or builder (TensorRT's, or `build_engine`'s own checks) will refuse it;
+"warning" — it builds, with a cost worth knowing (GPU fallback, control flow, a profile to give), or
+it builds on TensorRT 10 and TensorRT 11 will refuse it; "info" — facts about the graph.
 """
 from __future__ import annotations
 
@@ -27,14 +36,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import onnx
+from onnx import TensorProto
 
 from mke.calib.graph_index import GraphIndex
-from mke.calib.qdq_check import qdq_node_problems
+from mke.calib.qdq_check import QDQ_OPS, qdq_node_problems
 from mke.calib.samples import load_onnx, model_inputs
+from mke.runtime.errors import MkeError
 
 OPSET_MIN, OPSET_MAX = 9, 20
 SOURCE_OPS = "onnx/onnx-tensorrt docs/operators.md, tag 10.1-GA"
 SOURCE_DLA = "NVIDIA/TensorRT include/NvInfer.h, release/10.3"
+SOURCE_TRT11 = ("TensorRT 10.x → 11.x migration guide (docs.nvidia.com/deeplearning/tensorrt/latest/api/migration/"
+                "tensorrt-10x-to-11x.html); NVIDIA/TensorRT CHANGELOG.md 11.0 GA and plugin/ at release/10.16 vs 11.1")
 
 # ONNX-TensorRT 10.1-GA support matrix, "Supported: Y" rows.
 SUPPORTED_OPS = frozenset("""
@@ -74,6 +88,20 @@ CONSTANT_INPUTS = {  # op → (input index, what it is): "must be an initializer
     "CumSum": (1, "axis"), "TopK": (1, "K"), "OneHot": (1, "depth"), "Pad": (3, "axes"),
 }
 
+# Plugins the ONNX parser falls back to for a node of that name (in any domain; "Split" only outside the standard one),
+# registered in NVIDIA/TensorRT plugin/ at release/10.16 and gone at release/11.1 — TensorRT 11.0 removed them
+# (CHANGELOG.md, 11.0 GA: batchTile, clip, coordConvAC, cropAndResize, gelu, leakyRelu, normalize, nms, proposal …).
+PLUGINS_REMOVED_IN_11 = frozenset("""
+BatchTilePlugin_TRT BatchedNMSDynamic_TRT BatchedNMS_TRT Clip_TRT CoordConvAC CropAndResize CustomGeluPluginDynamic
+EfficientNMS_ONNX_TRT LReLU_TRT NMSDynamic_TRT NMS_TRT Normalize_TRT Proposal ProposalDynamic SpecialSlice_TRT Split
+""".split())
+
+# The float element types that decide a strongly typed network's precision.
+FLOAT_TYPES = {TensorProto.FLOAT: "FLOAT", TensorProto.FLOAT16: "FLOAT16", TensorProto.BFLOAT16: "BFLOAT16",
+               TensorProto.DOUBLE: "DOUBLE"}
+HALF_TYPES = (TensorProto.FLOAT16, TensorProto.BFLOAT16)
+PRECISION_SUFFIXES = {".fp32": "fp32", ".fp16": "fp16", ".int8": "int8"}  # <model>.<precision>.onnx (mke-export)
+
 # DLA (TensorRT 10.3 NvInfer.h): layers and the ONNX ops that become them.
 DLA_ACTIVATIONS = {"Relu", "Sigmoid", "Tanh", "Clip"}                 # IActivationLayer: kRELU kSIGMOID kTANH kCLIP
 DLA_ELEMENTWISE = {"Add", "Sub", "Mul", "Max", "Min", "Sum"}          # kSUM kPROD kMAX kMIN kSUB
@@ -89,10 +117,117 @@ DLA_NEAREST_RESIZE = {("asymmetric", "floor"), ("half_pixel", "round_prefer_floo
                       ("half_pixel", "round_prefer_ceil")}
 
 
+# --- strong typing: the graph's types are the engine's precision ------------------------------------------------
+
+@dataclass(frozen=True)
+class GraphTypes:
+    """The float types a graph declares and whether it is explicitly quantized.
+
+    A strongly typed network — every network in TensorRT 11, and every network mke builds on 10.x —
+    takes each tensor's type from the graph and the type-inference rules, never from builder flags:
+    FLOAT16 appears in the engine only where the ONNX has it (weights, declared values, Cast to
+    FLOAT16), INT8 only between QuantizeLinear and DequantizeLinear."""
+
+    float_types: frozenset[str]      # FLOAT_TYPES names found in initializers, declared values, constants, Casts
+    qdq: bool                        # QuantizeLinear / DequantizeLinear present
+    half_at: str | None = None       # where FLOAT16 (or BFLOAT16) first shows, for messages
+
+    @property
+    def computes_in(self) -> str:
+        """The precision a strongly typed build gives: "int8" (Q/DQ), "fp16" (FLOAT16 tensors), else "fp32"."""
+        if self.qdq:
+            return "int8"
+        return "fp16" if "FLOAT16" in self.float_types else "fp32"
+
+
+def graph_types(model) -> GraphTypes:
+    """Read the graph's float types (subgraphs included) without TensorRT and without shape inference:
+    initializers, graph inputs/outputs/value_info, Constant values and the targets of Cast nodes."""
+    found: set[int] = set()
+    half_at: list[str] = []
+    qdq = False
+
+    def note(dtype: int, where: str) -> None:
+        if dtype in FLOAT_TYPES:
+            found.add(dtype)
+            if dtype in HALF_TYPES and not half_at:
+                half_at.append(f"{where} ({FLOAT_TYPES[dtype]})")
+
+    def walk(graph) -> None:
+        nonlocal qdq
+        for init in graph.initializer:
+            note(init.data_type, f"initializer '{init.name}'")
+        for sparse in graph.sparse_initializer:
+            note(sparse.values.data_type, f"initializer '{sparse.values.name}'")
+        for value in list(graph.input) + list(graph.output) + list(graph.value_info):
+            if value.type.HasField("tensor_type"):
+                note(value.type.tensor_type.elem_type, f"value '{value.name}'")
+        for node in graph.node:
+            qdq = qdq or node.op_type in QDQ_OPS
+            for attr in node.attribute:
+                if node.op_type == "Cast" and attr.name == "to":
+                    note(attr.i, f"Cast '{node.name or node.output[0]}'")
+                elif attr.type == attr.TENSOR:
+                    note(attr.t.data_type, f"{node.op_type} '{node.name or node.output[0]}'")
+                elif attr.type == attr.GRAPH:
+                    walk(attr.g)
+                elif attr.type == attr.GRAPHS:
+                    for sub in attr.graphs:
+                        walk(sub)
+
+    walk(model.graph)
+    return GraphTypes(frozenset(FLOAT_TYPES[t] for t in found), qdq, half_at[0] if half_at else None)
+
+
+def model_stem(path: str | Path) -> str:
+    """"student.fp16.onnx" → "student": the model's name without the precision mke-export puts in it."""
+    name = Path(path).name
+    stem = name[:-len(".onnx")] if name.endswith(".onnx") else Path(name).stem
+    for suffix in (*PRECISION_SUFFIXES, ".qdq"):
+        if stem.endswith(suffix):
+            return stem[:-len(suffix)]
+    return stem
+
+
+def precision_from_name(path: str | Path) -> str | None:
+    """The precision a file's name says it holds (`<model>.fp16.onnx` → "fp16"), else None."""
+    name = Path(path).name
+    stem = name[:-len(".onnx")] if name.endswith(".onnx") else ""
+    return next((p for suffix, p in PRECISION_SUFFIXES.items() if stem.endswith(suffix)), None)
+
+
+def precision_mismatch(types: GraphTypes, precision: str, path: str | Path) -> str | None:
+    """Why a strongly typed build of this graph would not give a `precision` engine, or None.
+
+    TensorRT 11 has no precision flags, and mke builds strongly typed on 10.x too, so the graph has
+    to hold the precision: FP16 from the FP16 ONNX (`mke.export.onnx_export.onnx_to_fp16`), INT8 from
+    the Q/DQ ONNX. A float32 graph built "as fp16" would silently come out FP32 — refused here instead."""
+    name, stem = Path(path).name, model_stem(path)
+    if types.qdq and precision != "int8":
+        return (f"{name} is explicitly quantized (QuantizeLinear/DequantizeLinear): build it with precision int8, "
+                f"or build the float ONNX for {precision} ({stem}.onnx for fp32, {stem}.fp16.onnx for fp16)")
+    if precision == "int8" and not types.qdq:
+        return (f"INT8 needs an explicitly quantized ONNX (Q/DQ nodes) and {name} has none: calibrate on the "
+                f"workstation with `mke-export <run> --int8` and build {stem}.int8.onnx (the device no longer "
+                f"calibrates: TensorRT 10.1 deprecated its calibrators, TensorRT 11 removed them and BuilderFlag.INT8)")
+    if precision == "fp16" and types.computes_in != "fp16":
+        kinds = ", ".join(sorted(types.float_types)) or "none"
+        return (f"{name} has no FLOAT16 tensor (no FLOAT16 initializer, value or Cast; its float types: {kinds}): a "
+                f"strongly typed build — the only kind TensorRT 11 makes, and the kind mke makes on TensorRT 10 — "
+                f"does not turn it into an FP16 engine. "
+                f"Build fp16 from the FP16 ONNX {stem}.fp16.onnx (`mke-export <run> --fp16` writes it, with "
+                f"mke.export.onnx_export.onnx_to_fp16), or build {name} with precision fp32")
+    if precision == "fp32" and types.computes_in == "fp16":
+        return (f"{name} computes in FLOAT16 (first at {types.half_at}): a strongly typed build gives an FP16 engine "
+                f"from it, not fp32. Build it with precision fp16, or build the float32 {stem}.onnx for fp32")
+    return None
+
+
 @dataclass(frozen=True)
 class Finding:
     level: str                 # "error" | "warning" | "info"
-    rule: str                  # e.g. "unsupported-op", "opset", "qdq", "control-flow", "dynamic-shape", "dla-fallback"
+    rule: str                  # e.g. "unsupported-op", "opset", "qdq", "control-flow", "dynamic-shape", "dla-fallback",
+    #                            "strong-typing", "dla-precision", "trt11"
     message: str
     node: str | None = None
     op_type: str | None = None
@@ -104,6 +239,8 @@ class Report:
     opset: int | None
     dla: bool
     findings: list[Finding] = field(default_factory=list)
+    precision: str | None = None     # the precision the file is meant to build as (asked, or read from its name)
+    computes_in: str | None = None   # what a strongly typed build of it gives: "fp32", "fp16" or "int8"
 
     @property
     def errors(self) -> list[Finding]:
@@ -122,45 +259,66 @@ class Report:
         """No errors: TensorRT 10's parser should accept it (warnings may still cost speed)."""
         return not self.errors
 
+    @property
+    def trt11_blockers(self) -> list[Finding]:
+        """What TensorRT 10 builds and TensorRT 11 will not (rule "trt11")."""
+        return [f for f in self.findings if f.rule == "trt11"]
+
     def to_dict(self) -> dict:
         return {"path": self.path, "opset": self.opset, "dla": self.dla, "ok": self.ok,
+                "precision": self.precision, "computes_in": self.computes_in,
+                "ready_for_tensorrt_11": self.ok and not self.trt11_blockers,
                 "counts": {lvl: sum(f.level == lvl for f in self.findings) for lvl in ("error", "warning", "info")},
                 "findings": [asdict(f) for f in self.findings],
-                "sources": {"operators": SOURCE_OPS, "dla": SOURCE_DLA if self.dla else None}}
+                "sources": {"operators": SOURCE_OPS, "dla": SOURCE_DLA if self.dla else None,
+                            "tensorrt11": SOURCE_TRT11}}
 
     def to_markdown(self) -> str:
         counts = self.to_dict()["counts"]
         verdict = "ready for TensorRT 10" if self.ok else "NOT ready for TensorRT 10"
+        if self.ok and self.trt11_blockers:
+            verdict += f" (TensorRT 11 would refuse it: {len(self.trt11_blockers)} 'trt11' finding(s))"
+        elif self.ok:
+            verdict += " and 11"
         lines = [f"# TensorRT readiness: {Path(self.path).name}", "",
                  f"{verdict} — opset {self.opset}, {counts['error']} error(s), {counts['warning']} warning(s), "
-                 f"{counts['info']} note(s){', DLA checked' if self.dla else ''}.", ""]
+                 f"{counts['info']} note(s){', DLA checked' if self.dla else ''}; strongly typed it builds as "
+                 f"{self.computes_in}{f' (meant as {self.precision})' if self.precision else ''}.", ""]
         if self.findings:
             lines += ["| level | rule | node | op | message |", "|---|---|---|---|---|"]
             for f in sorted(self.findings, key=lambda f: ("error", "warning", "info").index(f.level)):
                 message = f.message.replace("|", "\\|")
                 lines.append(f"| {f.level} | {f.rule} | {f.node or ''} | {f.op_type or ''} | {message} |")
             lines.append("")
-        lines.append(f"Sources: {SOURCE_OPS}" + (f"; {SOURCE_DLA}" if self.dla else "") + ".")
+        lines.append(f"Sources: {SOURCE_OPS}" + (f"; {SOURCE_DLA}" if self.dla else "") + f"; {SOURCE_TRT11}.")
         return "\n".join(lines) + "\n"
 
 
-def check_onnx(path: str | Path, dla: bool = False, batch: tuple[int, int, int] | None = None) -> Report:
-    """Check an ONNX file for TensorRT 10 (and its DLA with `dla=True`); `batch` is the profile mke-export
-    would build with for a dynamic batch, (min, opt, max)."""
-    return check_model(load_onnx(path, load_external_data=False), str(path), dla=dla, batch=batch)
+def check_onnx(path: str | Path, dla: bool = False, batch: tuple[int, int, int] | None = None,
+               precision: str | None = "auto") -> Report:
+    """Check an ONNX file for TensorRT 10 and 11 (and its DLA with `dla=True`); `batch` is the profile
+    mke-export would build with for a dynamic batch, (min, opt, max); `precision` the engine it is meant
+    for ("fp32", "fp16", "int8"; "auto" reads it from a `<model>.<precision>.onnx` name, None checks none)."""
+    if precision == "auto":
+        precision = precision_from_name(path)
+    return check_model(load_onnx(path, load_external_data=False), str(path), dla=dla, batch=batch, precision=precision)
 
 
-def check_model(model, path: str = "<model>", *, dla: bool = False,
-                batch: tuple[int, int, int] | None = None) -> Report:
+def check_model(model, path: str = "<model>", *, dla: bool = False, batch: tuple[int, int, int] | None = None,
+                precision: str | None = None) -> Report:
     """check_onnx for an onnx.ModelProto already in memory."""
+    if precision not in (None, *PRECISION_SUFFIXES.values()):
+        raise MkeError(f"precision must be one of {', '.join(PRECISION_SUFFIXES.values())} or None, got {precision!r}")
     graph = GraphIndex(model)
-    report = Report(path=path, opset=graph.opset, dla=dla)
+    types = graph_types(model)
+    report = Report(path=path, opset=graph.opset, dla=dla, precision=precision, computes_in=types.computes_in)
     add = report.findings.append
     _check_opset(graph, add)
     _check_inputs(graph, add, dla, batch)
     for node in graph.nodes:
         _check_operator(node, graph, add)
     _check_qdq(graph, add)
+    _check_strong_typing(graph, types, add, path, precision, dla)
     if dla:
         for node in graph.nodes:
             _check_dla(node, graph, add)
@@ -214,7 +372,11 @@ def _check_inputs(graph: GraphIndex, add, dla: bool, batch) -> None:
 
 def _check_operator(node, graph: GraphIndex, add) -> None:
     op = node.op_type
-    if node.domain not in ("", "ai.onnx"):
+    standard = node.domain in ("", "ai.onnx")
+    if op in PLUGINS_REMOVED_IN_11 and not (standard and op in SUPPORTED_OPS):
+        _finding(add, "warning", "trt11", f"{op} runs through TensorRT's plugin '{op}', which TensorRT 11.0 removed: "
+                 f"TensorRT 10 builds it, TensorRT 11 will not. Express it with standard ONNX operators", graph, node)
+    if not standard:
         _finding(add, "error", "unsupported-op", f"operator {node.domain}::{op} is outside the ONNX standard domain: "
                  f"TensorRT runs it only through a plugin registered under that name", graph, node)
         return
@@ -322,12 +484,62 @@ def _check_qdq(graph: GraphIndex, add) -> None:
     if not quant and not dequant:
         return
     _finding(add, "info", "qdq", f"explicitly quantized: {len(quant)} QuantizeLinear and {len(dequant)} "
-             f"DequantizeLinear nodes; build with precision int8 (BuilderFlag.INT8 on TensorRT 10), no calibrator")
+             f"DequantizeLinear nodes; build with precision int8 (strongly typed: the scales come from the graph, "
+             f"no calibrator, no INT8 flag)")
     for node in quant + dequant:
         for level, message in qdq_node_problems(node, graph):
             _finding(add, level, "qdq", message, graph, node)
 
 
+def _check_strong_typing(graph: GraphIndex, types: GraphTypes, add, path: str, precision: str | None,
+                         dla: bool) -> None:
+    """What a strongly typed build (TensorRT 11 always; mke on 10.x) makes of this graph's types."""
+    kinds = ", ".join(sorted(types.float_types)) or "no float tensors"
+    _finding(add, "info", "strong-typing", f"strongly typed, this graph builds as {types.computes_in} "
+             f"(float types: {kinds}; Q/DQ: {'yes' if types.qdq else 'no'}): its own types decide the precision, "
+             f"as TensorRT 11 has no FP16/INT8 builder flags")
+    problem = precision_mismatch(types, precision, path) if precision else None
+    if problem:
+        _finding(add, "error", "strong-typing", problem)
+    if dla and types.computes_in == "fp32":
+        stem = model_stem(path)
+        _finding(add, "warning", "dla-precision", f"a float32 graph keeps its FP32 types in a strongly typed network "
+                 f"and DLA runs FP16 and INT8 only: no layer goes to DLA (with GPU fallback all run on the GPU, "
+                 f"without it the build fails). Build DLA engines from {stem}.fp16.onnx or {stem}.int8.onnx")
+    quantize = [n for n in graph.nodes if n.op_type == "QuantizeLinear"]
+    value_types = _value_types(graph.model) if quantize else {}
+    for node in quantize:
+        x_type, scale_type = (value_types.get(graph.input(node, i)) for i in (0, 1))
+        if x_type is None or scale_type is None or x_type == scale_type:
+            continue
+        x_name, scale_name = FLOAT_TYPES.get(x_type, str(x_type)), FLOAT_TYPES.get(scale_type, str(scale_type))
+        if scale_type in HALF_TYPES:
+            _finding(add, "error", "strong-typing", f"input {x_name} quantized with a {scale_name} scale: a strongly "
+                     f"typed network needs a FLOAT16/BFLOAT16 scale to match its input (IQuantizeLayer, TensorRT "
+                     f"10.3 and 11.1 alike); give the scale the input's type", graph, node)
+        else:
+            _finding(add, "error", "strong-typing", f"input {x_name} quantized with a {scale_name} scale: strongly "
+                     f"typed TensorRT 10 needs the input and scale types to match (IQuantizeLayer, 10.3; TensorRT 11 "
+                     f"accepts a FLOAT scale; ONNX allows the mix from opset 23); cast the scale to {x_name}",
+                     graph, node)
+
+
+def _value_types(model) -> dict[str, int]:
+    """Element type of every tensor the graph declares or shape inference derives (subgraphs left out)."""
+    try:
+        model = onnx.shape_inference.infer_shapes(model)
+    except Exception:  # inference helps here, it is not required
+        pass
+    types = {t.name: t.data_type for t in model.graph.initializer}
+    for value in list(model.graph.value_info) + list(model.graph.input) + list(model.graph.output):
+        if value.type.HasField("tensor_type") and value.type.tensor_type.elem_type:
+            types.setdefault(value.name, value.type.tensor_type.elem_type)
+    for node in model.graph.node:
+        if node.op_type == "Constant":
+            for attr in node.attribute:
+                if attr.name == "value":
+                    types.setdefault(node.output[0], attr.t.data_type)
+    return types
 
 
 # --- DLA -------------------------------------------------------------------------------------------------------

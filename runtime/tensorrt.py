@@ -1,7 +1,12 @@
 """The TensorRT layer the runtime and mke.export share: import, GPU identity, logging, device memory,
 and the one runner for MKE engine files (`mke.runtime.engine_file`).
 
-Written for the Jetson (JetPack 6: TensorRT 10, pycuda); never run where this was written (no GPU).
+Written for the Jetson (JetPack 6: TensorRT 10.3, pycuda) and for TensorRT 11 alike: every call here
+(Runtime, deserialize_cuda_engine, the name-based tensor API — get_tensor_name / get_tensor_mode /
+get_tensor_dtype / get_tensor_shape / set_input_shape / set_tensor_address — and execute_async_v3)
+is in the Python bindings of 10.3 and 11.1; none of the calls TensorRT 10 or 11 removed (the
+binding-index API, execute_async_v2, platform_has_fast_fp16) is used. Never run where this was
+written (no GPU).
 The engine's header is checked against this machine's TensorRT and GPU before the plan is handed to
 TensorRT, so a mismatched engine gets a rebuild instruction instead of a crash. What differs between
 the robot and a workstation — how TensorRT's absence is explained, how the GPU is identified, where
@@ -25,22 +30,31 @@ from mke.runtime.live.backends.base import Runner, TensorMeta
 log = logging.getLogger("mke.runtime.tensorrt")
 
 NOT_INSTALLED = ("TensorRT is not installed here: run the .onnx model with ONNX Runtime instead "
-                 "(--backend onnxruntime), or install TensorRT 10 (JetPack 6 ships it; pip extra mke-edge[gpu])")
+                 "(--backend onnxruntime), or install TensorRT 10 or 11 (JetPack 6 ships 10.3; "
+                 "pip extra mke-edge[gpu])")
+SUPPORTED_MAJORS = (10, 11)  # strongly typed networks and the name-based tensor API in both
 
 
 def has_module(name: str) -> bool:
     return importlib.util.find_spec(name) is not None
 
 
+def check_tensorrt_version(version: str) -> None:
+    """Refuse a TensorRT whose major release MKE was not written for (before 10: the binding API and
+    implicit batch; after 11: unknown), with what to install instead."""
+    major = str(version).split(".", 1)[0]
+    if not major.isdigit() or int(major) not in SUPPORTED_MAJORS:
+        raise MkeError(f"MKE engines are built and run with TensorRT 10.x or 11.x and this machine has TensorRT "
+                       f"{version}; install TensorRT 10 (JetPack 6 ships 10.3) or 11 (pip extra mke-edge[gpu])")
+
+
 def import_tensorrt(not_installed: str = NOT_INSTALLED):
-    """The tensorrt module (10.x), or an MkeError: `not_installed` when it is absent."""
+    """The tensorrt module (10.x or 11.x), or an MkeError: `not_installed` when it is absent."""
     try:
         import tensorrt as trt
     except ImportError:
         raise MkeError(not_installed) from None
-    if not trt.__version__.startswith("10."):
-        raise MkeError(f"MKE engines are built and run with TensorRT 10.x and this machine has TensorRT "
-                       f"{trt.__version__}; install the TensorRT 10 that JetPack 6 ships (pip extra mke-edge[gpu])")
+    check_tensorrt_version(trt.__version__)
     return trt
 
 

@@ -1,6 +1,9 @@
-"""ONNX → TensorRT engine. What needs no TensorRT is tested everywhere; building and running need
-TensorRT 10 and an NVIDIA GPU (the Jetson) and are skipped elsewhere, with the reason."""
+"""ONNX → TensorRT engine. What needs no TensorRT is tested everywhere — option checks, profiles, and the
+strong-typing rule that the graph's own types must give the precision asked for; building and running
+need TensorRT 10 or 11 and an NVIDIA GPU (the Jetson) and are skipped elsewhere, with the reason."""
+import enum
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -29,8 +32,9 @@ def spec_for(batch: int | str = 1) -> ModelSpec:
                      inputs=[InputSpec("rgb", "rgb", [b, 3, 16, 16])], outputs=[OutputSpec("logits", [b, 4, 16, 16])])
 
 
-def conv_onnx(path, batch: int | str = 1, with_spec: bool = True, quantized: bool = False):
-    """rgb (N, 3, 16, 16) → Conv 3×3 → Relu → logits (N, 4, 16, 16); the spec in metadata_props."""
+def conv_onnx(path, batch: int | str = 1, with_spec: bool = True, quantized: bool = False, half: bool = False):
+    """rgb (N, 3, 16, 16) → Conv 3×3 → Relu → logits (N, 4, 16, 16); the spec in metadata_props.
+    `half`: converted to FP16 the way mke-export does (`onnx_to_fp16`: FP16 weights, FP32 inputs and outputs)."""
     rng = np.random.default_rng(0)
     inits = [numpy_helper.from_array(rng.normal(size=(4, 3, 3, 3)).astype(np.float32), "w"),
              numpy_helper.from_array(rng.normal(size=4).astype(np.float32), "b")]
@@ -50,6 +54,12 @@ def conv_onnx(path, batch: int | str = 1, with_spec: bool = True, quantized: boo
         entry = proto.metadata_props.add()
         entry.key, entry.value = SPEC_KEY, spec_for(batch).to_json()
     onnx.checker.check_model(proto)
+    if half:
+        from mke.export.onnx_export import onnx_to_fp16
+
+        fp32 = path.with_name(f"fp32-{path.name}")
+        onnx.save(proto, str(fp32))
+        return onnx_to_fp16(fp32, path)
     onnx.save(proto, str(path))
     return path
 
@@ -116,14 +126,155 @@ def test_onnx_without_spec_is_refused(tmp_path):
 
 def test_dynamic_batch_without_profile_is_refused_before_tensorrt(tmp_path):
     with pytest.raises(MkeError, match="optimization profile"):
-        build_engine(conv_onnx(tmp_path / "student.onnx", batch="N"), tmp_path)
+        build_engine(conv_onnx(tmp_path / "student.fp16.onnx", batch="N", half=True), tmp_path)
+
+
+# --- strong typing: the graph holds the precision (TensorRT 11 has no FP16/INT8 flags) -------------------------
+
+def test_float32_onnx_is_not_built_as_fp16(tmp_path):
+    """A strongly typed build of a float32 graph gives an FP32 engine whatever it is called: refused, before
+    TensorRT, with the file to build instead."""
+    with pytest.raises(MkeError) as err:
+        build_engine(conv_onnx(tmp_path / "student.onnx"), tmp_path, BuildOptions(precision="fp16"))
+    message = str(err.value)
+    assert message.startswith("student.onnx has no FLOAT16 tensor")
+    assert "student.fp16.onnx" in message and "onnx_to_fp16" in message and "precision fp32" in message
+    assert list(tmp_path.glob("*.engine")) == []
+
+
+def test_fp16_onnx_is_not_built_as_fp32(tmp_path):
+    with pytest.raises(MkeError, match=r"student\.fp16\.onnx computes in FLOAT16 .* build the float32 student\.onnx"):
+        build_engine(conv_onnx(tmp_path / "student.fp16.onnx", half=True), tmp_path, BuildOptions(precision="fp32"))
+
+
+def test_the_fp16_onnx_mke_export_writes_passes_the_precision_check(tmp_path):
+    from mke.export.trt_readiness import precision_mismatch
+
+    path = conv_onnx(tmp_path / "student.fp16.onnx", half=True)
+    facts = onnx_facts(path)
+    assert facts["computes_in"] == "fp16" and facts["types"].float_types == {"FLOAT", "FLOAT16"}
+    assert precision_mismatch(facts["types"], "fp16", path) is None
+    assert onnx_facts(conv_onnx(tmp_path / "student.onnx"))["computes_in"] == "fp32"
+    assert onnx_facts(conv_onnx(tmp_path / "student.int8.onnx", quantized=True))["computes_in"] == "int8"
+
+
+def graph_with(nodes, inputs, outputs, initializers=()):
+    graph = helper.make_graph(nodes, "g", inputs, outputs, initializer=list(initializers))
+    proto = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 18)])
+    onnx.checker.check_model(proto)
+    return proto
+
+
+@pytest.mark.parametrize("where", ["initializer", "cast", "input"])
+def test_float16_is_found_in_weights_casts_and_declared_values(where):
+    from mke.export.trt_readiness import graph_types
+
+    x16, x32 = (helper.make_tensor_value_info("x", t, [1, 4]) for t in (TensorProto.FLOAT16, TensorProto.FLOAT))
+    y16, y32 = (helper.make_tensor_value_info("y", t, [1, 4]) for t in (TensorProto.FLOAT16, TensorProto.FLOAT))
+    if where == "initializer":
+        proto = graph_with([helper.make_node("Add", ["x", "w"], ["y"], name="add")], [x16], [y16],
+                           [numpy_helper.from_array(np.ones(4, np.float16), "w")])
+    elif where == "cast":
+        proto = graph_with([helper.make_node("Cast", ["x"], ["h"], name="to_half", to=TensorProto.FLOAT16),
+                            helper.make_node("Cast", ["h"], ["y"], name="back", to=TensorProto.FLOAT)], [x32], [y32])
+    else:
+        proto = graph_with([helper.make_node("Relu", ["x"], ["y"], name="relu")], [x16], [y16])
+    types = graph_types(proto)
+    assert types.computes_in == "fp16" and "FLOAT16" in types.float_types and types.half_at
+    if where == "cast":
+        assert types.half_at == "Cast 'to_half' (FLOAT16)"
+
+
+def test_network_flags_take_the_strongly_typed_bit_from_each_releases_enum():
+    """STRONGLY_TYPED is 1 in TensorRT 10.3's NvInfer.h and 0 (deprecated, ignored) in 11.1's, where 1 means
+    PREFER_JIT_PYTHON_PLUGINS: the values of the two headers, not a stand-in for TensorRT's behaviour."""
+    from types import SimpleNamespace
+
+    from mke.export.tensorrt_build import network_flags
+
+    trt10 = SimpleNamespace(NetworkDefinitionCreationFlag=enum.IntEnum("Flag", {"EXPLICIT_BATCH": 0,
+                                                                                "STRONGLY_TYPED": 1}))
+    trt11 = SimpleNamespace(NetworkDefinitionCreationFlag=enum.IntEnum("Flag", {
+        "STRONGLY_TYPED": 0, "PREFER_JIT_PYTHON_PLUGINS": 1, "PREFER_AOT_PYTHON_PLUGINS": 2}))
+    assert network_flags(trt10) == 0b10
+    assert network_flags(trt11) == 0b01
+    assert network_flags(SimpleNamespace(NetworkDefinitionCreationFlag=enum.IntEnum("Flag", {"X": 3}))) == 0
+
+
+# BuilderFlag members in the Python bindings (python/src/infer/pyCore.cpp of NVIDIA/TensorRT) of both releases.
+BUILDER_FLAGS_10_3 = set("""
+FP16 BF16 INT8 DEBUG GPU_FALLBACK REFIT DISABLE_TIMING_CACHE TF32 SPARSE_WEIGHTS SAFETY_SCOPE OBEY_PRECISION_CONSTRAINTS
+PREFER_PRECISION_CONSTRAINTS DIRECT_IO REJECT_EMPTY_ALGORITHMS VERSION_COMPATIBLE EXCLUDE_LEAN_RUNTIME FP8
+ERROR_ON_TIMING_CACHE_MISS DISABLE_COMPILATION_CACHE WEIGHTLESS STRIP_PLAN REFIT_IDENTICAL WEIGHT_STREAMING INT4
+REFIT_INDIVIDUAL
+""".split())
+BUILDER_FLAGS_11_1 = set("""
+DEBUG GPU_FALLBACK REFIT DISABLE_TIMING_CACHE EDITABLE_TIMING_CACHE TF32 SPARSE_WEIGHTS SAFETY_SCOPE DIRECT_IO
+VERSION_COMPATIBLE EXCLUDE_LEAN_RUNTIME ERROR_ON_TIMING_CACHE_MISS DISABLE_COMPILATION_CACHE STRIP_PLAN REFIT_IDENTICAL
+WEIGHT_STREAMING REFIT_INDIVIDUAL STRICT_NANS MONITOR_MEMORY DISTRIBUTIVE_INDEPENDENCE
+""".split())
+
+
+@pytest.mark.parametrize("options", [
+    BuildOptions(precision="fp32"), BuildOptions(precision="fp16"), BuildOptions(precision="int8"),
+    BuildOptions(precision="fp16", dla_core=0), BuildOptions(precision="int8", dla_core=1, gpu_fallback=False),
+    BuildOptions(version_compatible=True, exclude_lean_runtime=True),
+], ids=lambda o: f"{o.precision}-dla{o.dla_core}-vc{int(o.version_compatible)}")
+def test_builds_set_no_precision_flag_and_only_flags_both_releases_have(options):
+    from mke.export.tensorrt_build import builder_flags
+
+    flags = builder_flags(options)
+    assert set(flags) <= BUILDER_FLAGS_10_3 & BUILDER_FLAGS_11_1
+    assert not set(flags) & {"FP16", "INT8", "BF16", "FP8", "INT4", "OBEY_PRECISION_CONSTRAINTS",
+                             "PREFER_PRECISION_CONSTRAINTS"}
+    assert ("GPU_FALLBACK" in flags) == (options.dla_core is not None and options.gpu_fallback)
+    assert ("EXCLUDE_LEAN_RUNTIME" in flags) == options.exclude_lean_runtime
+
+
+@pytest.mark.parametrize("version, accepted", [("10.3.0", True), ("10.16.1.4", True), ("11.4.0.7", True),
+                                               ("9.3.0", False), ("8.6.1", False), ("12.0.0", False)])
+def test_tensorrt_10_and_11_are_accepted_others_refused(version, accepted):
+    from mke.runtime.tensorrt import check_tensorrt_version
+
+    if accepted:
+        check_tensorrt_version(version)
+    else:
+        with pytest.raises(MkeError, match=rf"TensorRT 10\.x or 11\.x and this machine has TensorRT {version}"):
+            check_tensorrt_version(version)
+
+
+def test_export_builds_the_fp16_engine_from_the_fp16_onnx(tmp_path, monkeypatch):
+    """mke-export's engine step hands build_engine the `onnx-fp16` artifact, not the float32 `onnx`
+    (build_engine is replaced by a recorder: what is tested is the choice of file)."""
+    from types import SimpleNamespace
+
+    import mke.export.tensorrt_build as tensorrt_build
+    from mke.export.exporter import FORMATS, Artifact, Options, tensorrt_engines
+
+    built = []
+
+    class Stop(Exception):
+        pass
+
+    def record(onnx_path, out_dir, options, **kwargs):
+        built.append((Path(onnx_path).name, options.precision))
+        raise Stop
+
+    monkeypatch.setattr(tensorrt_build, "import_tensorrt", lambda: None)
+    monkeypatch.setattr(tensorrt_build, "build_engine", record)
+    arts = [Artifact("student", FORMATS["onnx"], tmp_path / "student.onnx"),
+            Artifact("student", FORMATS["onnx-fp16"], tmp_path / "student.fp16.onnx")]
+    with pytest.raises(Stop):
+        tensorrt_engines(SimpleNamespace(name="student", spec=None), None, arts, Options(out=tmp_path, fp16=True),
+                         print, None)
+    assert built == [("student.fp16.onnx", "fp16")]
 
 
 @pytest.mark.skipif(tensorrt_available(), reason="TensorRT is installed here; this pins the message for machines "
                                                   "without it")
 def test_without_tensorrt_the_error_is_one_line_saying_where_to_build(tmp_path):
     with pytest.raises(MkeError) as err:
-        build_engine(conv_onnx(tmp_path / "student.onnx"), tmp_path)
+        build_engine(conv_onnx(tmp_path / "student.fp16.onnx", half=True), tmp_path)
     message = str(err.value)
     assert message == NOT_INSTALLED and "\n" not in message
     assert message.startswith("TensorRT is not installed here: ONNX files were written; "
@@ -192,13 +343,14 @@ def trt():
 
 
 def test_fp16_engine_carries_spec_and_machine(trt, tmp_path):
-    onnx_path = conv_onnx(tmp_path / "student.onnx")
+    onnx_path = conv_onnx(tmp_path / "student.fp16.onnx", half=True)
     engine = build_engine(onnx_path, tmp_path, BuildOptions(precision="fp16"))
     name, cc = gpu_info()
     assert engine.name.startswith(f"student.fp16.trt{trt.__version__[:4]}")
     header, plan = read_engine(engine)
     assert engine_spec(header) == spec_for(1)
     assert (header["precision"], header["gpu"], header["compute_capability"]) == ("fp16", name, cc)
+    assert header["strongly_typed"] is True
     assert header["onnx_sha256"] == onnx_facts(onnx_path)["sha256"] and len(plan) == header["plan_bytes"]
     check_engine_compatible(header, trt.__version__, name, cc)
     assert list(tmp_path.glob("timing.*.cache")), "the timing cache is saved for the next build"
@@ -217,7 +369,7 @@ def test_fp32_engine_matches_onnx_runtime(trt, tmp_path):
 def test_dynamic_batch_engine_runs_every_batch_in_its_profile(trt, tmp_path):
     from mke.export.tensorrt_build import engine_runner
 
-    onnx_path = conv_onnx(tmp_path / "student.onnx", batch="N")
+    onnx_path = conv_onnx(tmp_path / "student.fp16.onnx", batch="N", half=True)
     engine = build_engine(onnx_path, tmp_path, BuildOptions(precision="fp16", batch=(1, 2, 4)))
     assert read_engine(engine)[0]["profile"] == {"rgb": [[1, 3, 16, 16], [2, 3, 16, 16], [4, 3, 16, 16]]}
     with engine_runner(engine) as runner:
@@ -245,5 +397,21 @@ def test_int8_qdq_engine_builds_without_a_calibrator(trt, tmp_path):
 def test_dla_build_where_the_gpu_has_dla(trt, tmp_path):
     if trt.Builder(trt.Logger(trt.Logger.ERROR)).num_DLA_cores == 0:
         pytest.skip("this GPU has no DLA (DLA is on Jetson AGX/NX Orin and Xavier)")
-    engine = build_engine(conv_onnx(tmp_path / "student.onnx"), tmp_path, BuildOptions(precision="fp16", dla_core=0))
+    engine = build_engine(conv_onnx(tmp_path / "student.fp16.onnx", half=True), tmp_path,
+                          BuildOptions(precision="fp16", dla_core=0))
     assert engine.name.endswith(".dla0.engine") and read_engine(engine)[0]["dla_core"] == 0
+
+
+def test_networks_are_strongly_typed_and_fp16_engines_run_in_fp16(trt, tmp_path):
+    from mke.export.tensorrt_build import _parse_onnx, verify_engine
+    from mke.runtime.tensorrt import capturing_logger
+
+    onnx_path = conv_onnx(tmp_path / "student.fp16.onnx", half=True)
+    _builder, network, _parser = _parse_onnx(trt, capturing_logger(trt), onnx_path)
+    if trt.__version__.startswith("10."):  # on 11 the flag is ignored: every network is strongly typed
+        assert network.get_flag(trt.NetworkDefinitionCreationFlag.STRONGLY_TYPED)
+    assert network.get_input(0).dtype == trt.float32  # onnx_to_fp16 keeps FP32 inputs and outputs
+    engine = build_engine(onnx_path, tmp_path, BuildOptions(precision="fp16"))
+    feeds = {"rgb": np.random.default_rng(3).random((1, 3, 16, 16), np.float32)}
+    report = verify_engine(engine, onnx_path, feeds, atol=2e-2, rtol=2e-2)
+    assert report["logits"]["within_tolerance"], report

@@ -41,6 +41,7 @@ def test_segmentation_student_is_ready_for_tensorrt(segmentation_onnx):
     report = check_onnx(segmentation_onnx)
     assert report.ok and report.errors == [] and report.warnings == []
     assert report.opset == 18
+    assert report.computes_in == "fp32" and report.precision is None and report.trt11_blockers == []
 
 
 def test_segmentation_student_lists_its_dla_fallbacks(segmentation_onnx):
@@ -60,10 +61,14 @@ def test_report_renders_as_markdown_and_json(segmentation_onnx):
     report = check_onnx(segmentation_onnx, dla=True)
     text = report.to_markdown()
     assert text.startswith("# TensorRT readiness: student.onnx")
-    assert "ready for TensorRT 10" in text and "| warning | dla-fallback | /model/decoder/Resize | Resize |" in text
+    assert "ready for TensorRT 10 and 11" in text
+    assert "| warning | dla-fallback | /model/decoder/Resize | Resize |" in text
+    assert "strongly typed it builds as fp32" in text
     data = json.loads(json.dumps(report.to_dict()))
-    assert data["ok"] is True and data["counts"]["warning"] == 12
+    assert data["ok"] is True and data["ready_for_tensorrt_11"] is True
+    assert data["counts"]["warning"] == 12 + 1  # the 12 layer fallbacks, and the FP32 graph itself (dla-precision)
     assert data["sources"]["dla"].startswith("NVIDIA/TensorRT include/NvInfer.h")
+    assert "tensorrt-10x-to-11x" in data["sources"]["tensorrt11"]
 
 
 def test_tensorrt_style_int8_qdq_passes_and_onnxruntime_default_fails(segmentation_onnx, tmp_path):
@@ -331,3 +336,88 @@ def test_operator_table_is_the_onnx_tensorrt_matrix():
     assert {"Unique", "QLinearConv", "ConvInteger", "DynamicQuantizeLinear"} <= UNSUPPORTED_OPS
     assert not SUPPORTED_OPS & UNSUPPORTED_OPS
     assert len(SUPPORTED_OPS) == 150 and len(UNSUPPORTED_OPS) == 46
+
+
+# --- strong typing and TensorRT 11 ---------------------------------------------------------------------------
+
+def test_float32_student_on_dla_says_dla_needs_the_fp16_or_int8_graph(segmentation_onnx):
+    [warning] = [f for f in check_onnx(segmentation_onnx, dla=True).findings if f.rule == "dla-precision"]
+    assert warning.level == "warning" and "DLA runs FP16 and INT8 only" in warning.message
+    assert "student.fp16.onnx or student.int8.onnx" in warning.message
+
+
+def test_fp16_student_from_onnx_to_fp16_is_ready_as_fp16(segmentation_onnx, tmp_path):
+    from mke.export.onnx_export import onnx_to_fp16
+
+    half = onnx_to_fp16(segmentation_onnx, tmp_path / "student.fp16.onnx")
+    report = check_onnx(half, dla=True)
+    assert report.ok, report.to_markdown()
+    assert (report.precision, report.computes_in) == ("fp16", "fp16")  # the name says fp16, the types agree
+    assert not [f for f in report.findings if f.rule == "dla-precision"]
+    assert {f.op_type for f in report.dla_fallbacks} >= {"GlobalAveragePool", "Resize"}
+
+
+def test_float32_graph_named_fp16_is_an_error(segmentation_onnx, tmp_path):
+    """What TensorRT 11 would not refuse but silently build as FP32: the build refuses it, so the check does."""
+    mislabeled = tmp_path / "student.fp16.onnx"
+    mislabeled.write_bytes(segmentation_onnx.read_bytes())
+    report = check_onnx(mislabeled)
+    [error] = [f for f in report.errors if f.rule == "strong-typing"]
+    assert error.message.startswith("student.fp16.onnx has no FLOAT16 tensor") and "onnx_to_fp16" in error.message
+    assert check_onnx(mislabeled, precision=None).ok  # asked for nothing, it is a fine FP32 graph
+
+
+def test_int8_without_qdq_is_implicit_quantization_and_an_error(segmentation_onnx):
+    report = check_onnx(segmentation_onnx, precision="int8")
+    [error] = [f for f in report.errors if f.rule == "strong-typing"]
+    assert "no longer calibrates" in error.message and "removed them and BuilderFlag.INT8" in error.message
+
+
+def test_precision_must_be_one_mke_builds():
+    with pytest.raises(MkeError, match="precision must be one of fp32, fp16, int8"):
+        check_model(model([helper.make_node("Relu", ["x"], ["y"], name="relu")], [X], [Y]), precision="bf16")
+
+
+@pytest.mark.parametrize("domain, op", [("", "CropAndResize"), ("trt.plugins", "Normalize_TRT"),
+                                        ("trt.plugins", "LReLU_TRT")])
+def test_nodes_served_by_plugins_tensorrt_11_removed_are_flagged(domain, op):
+    node = helper.make_node(op, ["x"], ["y"], name="plugin_node", domain=domain)
+    proto = model([node], [X], [Y])
+    if domain:
+        proto.opset_import.append(helper.make_opsetid(domain, 1))
+    report = check_model(proto)
+    [warning] = [f for f in findings_for(report, "plugin_node") if f.rule == "trt11"]
+    assert warning.level == "warning" and "TensorRT 11.0 removed" in warning.message and op in warning.message
+    assert report.trt11_blockers == [warning]
+    assert report.to_dict()["ready_for_tensorrt_11"] is False
+
+
+def test_the_standard_split_operator_is_not_the_removed_split_plugin():
+    node = helper.make_node("Split", ["x"], ["a", "b"], name="halves", axis=1, num_outputs=2)
+    report = check_model(model([node], [X], [tensor("a", [1, 2, 8, 8]), tensor("b", [1, 2, 8, 8])]))
+    assert report.trt11_blockers == [] and report.ok
+    assert "ready for TensorRT 10 and 11" in report.to_markdown()
+
+
+def mixed_qdq(x_type, scale_type):
+    """QuantizeLinear with differing input and scale types, which ONNX allows from opset 23."""
+    np_type = {TensorProto.FLOAT: np.float32, TensorProto.FLOAT16: np.float16}
+    inits = [numpy_helper.from_array(np.asarray(0.05, np_type[scale_type]), "scale"),
+             numpy_helper.from_array(np.int8(0), "zp")]
+    nodes = [helper.make_node("QuantizeLinear", ["x", "scale", "zp"], ["xq"], name="q_in"),
+             helper.make_node("DequantizeLinear", ["xq", "scale", "zp"], ["y"], name="dq_in")]
+    proto = model(nodes, [tensor("x", [1, 4, 8, 8], x_type)], [tensor("y", [1, 4, 8, 8], scale_type)], inits, opset=23)
+    onnx.checker.check_model(proto, full_check=True)
+    return proto
+
+
+def test_quantize_input_and_scale_types_must_match_when_strongly_typed():
+    [half_input] = [f for f in findings_for(check_model(mixed_qdq(TensorProto.FLOAT16, TensorProto.FLOAT)), "q_in")
+                    if f.rule == "strong-typing"]
+    assert half_input.level == "error" and "strongly typed TensorRT 10" in half_input.message
+    assert "TensorRT 11 accepts a FLOAT scale" in half_input.message
+    [half_scale] = [f for f in findings_for(check_model(mixed_qdq(TensorProto.FLOAT, TensorProto.FLOAT16)), "q_in")
+                    if f.rule == "strong-typing"]
+    assert half_scale.level == "error" and "10.3 and 11.1 alike" in half_scale.message
+    assert not [f for f in check_model(mixed_qdq(TensorProto.FLOAT, TensorProto.FLOAT)).findings
+                if f.rule == "strong-typing" and f.level == "error"]
