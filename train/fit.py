@@ -91,8 +91,8 @@ def resolve_device(device: str) -> str:
 
 
 def _bf16_fast(kind: str) -> bool:
-    if kind == "cuda":
-        return torch.cuda.is_bf16_supported()
+    if kind == "cuda":  # Ampere (8.0) and later; older GPUs only emulate bf16, slower than their fp16
+        return torch.cuda.is_bf16_supported(including_emulation=False)
     try:  # oneDNN runs bf16 natively only with AVX-512 BF16 or AMX; elsewhere it emulates it slowly
         return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
@@ -100,9 +100,13 @@ def _bf16_fast(kind: str) -> bool:
 
 
 def resolve_precision(precision: str, device: str) -> str:
-    """`auto` becomes bf16 where the hardware runs it natively, else fp32."""
+    """`auto` becomes bf16 where the hardware runs it natively; else fp16 on a GPU (`fit` scales its
+    loss with a GradScaler) and fp32 on a CPU."""
     if precision == "auto":
-        return "bf16" if _bf16_fast(torch.device(device).type) else "fp32"
+        kind = torch.device(device).type
+        if _bf16_fast(kind):
+            return "bf16"
+        return "fp16" if kind == "cuda" else "fp32"
     if precision not in PRECISIONS:
         raise MkeError(f"precision '{precision}' is not one of auto, {', '.join(PRECISIONS)}")
     return precision
