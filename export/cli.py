@@ -14,12 +14,22 @@ examples:
   mke-export runs/rgbd --fp16 --int8         plus FP16 ONNX, INT8 (TensorRT Q/DQ and ONNX Runtime CPU),
                                              and TensorRT engines where TensorRT and a GPU are present
   mke-export runs/twomoon --out /tmp/tm --threads 2
+  mke-export exports/rgbd/student.onnx --fp16 --int8
+                                             on the Jetson, without PyTorch: FP16 / INT8 TensorRT engines
+                                             from the ONNX files and calibration.student.npz beside them
 
 Every artifact is checked against the PyTorch model on the run's test split (FP32 logits within
 1e-4, FP16 within 0.2 points of the metric, INT8 within --budget) and timed beside it. The table
 is written to OUT/export_report.md and OUT/export_report.json; the .md ends with the mke-live
 commands that run the student on the sources its task declares (its recording first, if any).
+
+Given an ONNX file instead of a run (on the device that will run the engines; only the runtime side
+is needed, not PyTorch), each engine is built from the ONNX file of its precision (the FP16 ONNX, made
+here from the FP32 one if absent; the Q/DQ .int8.onnx), checked against it with ONNX Runtime on the
+samples the workstation saved beside it (FP16: at most 0.2 % of predictions differ, INT8: --budget),
+timed, and reported in OUT/engine_report.md and .json (OUT: the ONNX file's folder by default).
 """
+RUN_ONLY = ("calib_samples", "calib_draw", "dynamic_batch", "seed")  # options that need the run folder
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -28,8 +38,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Export the teacher and fused student of a run to ONNX and FP16 / INT8 TensorRT engines, "
                     "calibrated on the run's unlabeled multimodal samples and verified against PyTorch.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("run", type=Path, help="a run folder written by mke-train, e.g. runs/rgbd")
-    p.add_argument("--out", type=Path, help="output folder (default: exports/<run name>)")
+    p.add_argument("run", type=Path, help="a run folder written by mke-train, e.g. runs/rgbd; or an ONNX file "
+                                          "mke-export wrote, e.g. exports/rgbd/student.onnx (engines on the device)")
+    p.add_argument("--out", type=Path, help="output folder (default: exports/<run name>, or the ONNX file's folder)")
     p.add_argument("--fp16", action="store_true", help="also FP16 artifacts (ONNX; a TensorRT engine where possible)")
     p.add_argument("--int8", action="store_true", help="also INT8 artifacts, calibrated on the run's unlabeled data")
     p.add_argument("--calib-samples", type=int, default=500, help="calibration samples (default 500)")
@@ -46,7 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.run.suffix == ".onnx":
+        return from_onnx(args, parser)
     huge_pages_off()  # the run's splits and every artifact's logits: mke.runtime.memory
     try:
         from mke.export.exporter import Options, export_run, markdown_table
@@ -63,6 +77,29 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(markdown_table(report))
     print(f"\nreport: {out / 'export_report.md'}   json: {out / 'export_report.json'}")
+    return 0
+
+
+def from_onnx(args, parser: argparse.ArgumentParser) -> int:
+    """The device's path: engines from an exported ONNX file, torch-free (mke.export.from_onnx)."""
+    given = [f"--{k.replace('_', '-')}" for k in RUN_ONLY if getattr(args, k) != parser.get_default(k)]
+    if given:
+        parser.error(f"{', '.join(given)} only apply to a run folder; {args.run} is an ONNX file")
+    try:
+        from mke.export.artifacts import markdown_table
+        from mke.export.from_onnx import REPORT, OnnxOptions, export_onnx_file
+
+        opts = OnnxOptions(out=args.out, fp16=args.fp16, int8=args.int8, budget=args.budget, threads=args.threads,
+                           repeats=args.repeats, tensorrt=not args.no_tensorrt)
+        report = export_onnx_file(args.run, opts, log=lambda m: print(f"mke-export: {m}", flush=True))
+    except MkeError as exc:
+        print(f"mke-export: error: {exc}", file=sys.stderr)
+        return 2
+    out = args.out or args.run.parent
+    print()
+    print(markdown_table(report))
+    print(f"\n{report['metric']}: {report['metric_note']}")
+    print(f"report: {out / (REPORT + '.md')}   json: {out / (REPORT + '.json')}")
     return 0
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -15,35 +15,14 @@ import torch
 
 from mke.runtime.errors import MkeError
 from mke.runtime.fileio import write_json, write_text
-from mke.export.onnx_export import onnx_to_fp16, torch_to_onnx
+from mke.export.artifacts import (FORMATS, FP16_METRIC_DROP, FP32_MAX_ABS_DIFF, Artifact, Parity,  # noqa: F401
+                                  engine_tolerance, fail as _fail, markdown_table)
+from mke.export.onnx_export import torch_to_onnx
+from mke.export.onnx_fp16 import onnx_to_fp16
 from mke.export.run_models import RunContext, RunModel, load_run
-from mke.export.verify import Parity, ort_predict, ort_session, parity
-from mke.runtime.timing import Latency, interleaved_latency
+from mke.export.verify import ort_predict, ort_session, parity
+from mke.runtime.timing import interleaved_latency
 from mke.train.fit import predict
-
-FP32_MAX_ABS_DIFF = 1e-4   # logits, FP32 ONNX against PyTorch
-FP16_METRIC_DROP = 0.2     # task-metric points, FP16 ONNX against FP32
-
-
-@dataclass(frozen=True)
-class Format:
-    """One row of the export table: what an artifact is and which runtime it is for."""
-
-    key: str
-    suffix: str
-    format: str
-    precision: str
-    runtime: str
-
-
-FORMATS = {f.key: f for f in [
-    Format("onnx", ".onnx", "onnx", "fp32", "ONNX Runtime (CPU or GPU)"),
-    Format("onnx-fp16", ".fp16.onnx", "onnx", "fp16", "ONNX Runtime (GPU), TensorRT"),
-    Format("onnx-int8", ".int8.onnx", "onnx", "int8", "TensorRT (explicit Q/DQ, symmetric)"),
-    Format("onnx-int8-cpu", ".int8-cpu.onnx", "onnx", "int8-cpu", "ONNX Runtime CPU (robots without a GPU)"),
-    Format("engine-fp16", ".fp16.engine", "tensorrt", "fp16", "TensorRT on the GPU that built it"),
-    Format("engine-int8", ".int8.engine", "tensorrt", "int8", "TensorRT on the GPU that built it"),
-]}
 
 
 @dataclass
@@ -59,26 +38,6 @@ class Options:
     threads: int = 0
     repeats: int = 30
     tensorrt: bool = True
-
-
-@dataclass
-class Artifact:
-    model: str
-    fmt: Format
-    path: Path
-    status: str = "ok"
-    parity: Parity | None = None
-    notes: list[str] = field(default_factory=list)
-    latency: "Latency | None" = None
-
-    def row(self) -> dict:
-        ms = None if self.latency is None else self.latency.median_ms
-        return {"model": self.model, "path": str(self.path), "format": self.fmt.format, "precision": self.fmt.precision,
-                "runtime": self.fmt.runtime, "status": self.status,
-                "size_mb": round(self.path.stat().st_size / 1e6, 3) if self.path.is_file() else None,
-                "metric": None if self.parity is None else round(self.parity.metric, 4),
-                "latency_ms": None if ms is None else round(ms, 3), "fps": None if not ms else round(1000 / ms, 1),
-                "parity": None if self.parity is None else self.parity.to_dict(), "notes": self.notes}
 
 
 def _reference_logits(rm: RunModel, ctx: RunContext) -> torch.Tensor:
@@ -106,12 +65,6 @@ class Checker:
         return self.seen[key]
 
 
-def _fail(art: Artifact, message: str) -> None:
-    """Parity out of tolerance: the artifact is wrong, so it is removed and the export fails."""
-    art.path.unlink(missing_ok=True)
-    raise MkeError(message)
-
-
 def export_model(rm: RunModel, ctx: RunContext, opts: Options, log, reference: torch.Tensor,
                  strata: "np.ndarray | None" = None) -> list[Artifact]:
     out = opts.out
@@ -125,6 +78,7 @@ def export_model(rm: RunModel, ctx: RunContext, opts: Options, log, reference: t
         _fail(fp32, f"{fp32.path.name}: ONNX Runtime logits differ from PyTorch by {fp32.parity.max_abs_diff:.2e} "
                     f"(tolerance {FP32_MAX_ABS_DIFF:.0e}); the export is wrong, so it was removed")
     arts.append(fp32)
+    calib = calibration_samples(rm, ctx, fp32, opts, strata) if opts.fp16 or opts.int8 else None
     if opts.fp16:
         half = Artifact(rm.name, FORMATS["onnx-fp16"], out / f"{rm.name}.fp16.onnx")
         log(f"{rm.name}: converting to FP16 ONNX")
@@ -136,8 +90,20 @@ def export_model(rm: RunModel, ctx: RunContext, opts: Options, log, reference: t
                         f"(tolerance {FP16_METRIC_DROP}); removed")
         arts.append(half)
     if opts.int8:
-        arts += int8_artifacts(rm, ctx, fp32, opts, log, check, strata)
+        arts += int8_artifacts(rm, ctx, fp32, opts, log, check, calib)
     return arts
+
+
+def calibration_samples(rm: RunModel, ctx: RunContext, fp32: Artifact, opts: Options,
+                        strata: "np.ndarray | None") -> Path:
+    """`calibration.<model>.npz` beside the ONNX files: samples drawn from the run's unlabeled multimodal data
+    (what the device will see; stratified by `strata`, `classes_shown`). They calibrate INT8 here, and on the
+    device `mke-export <model>.onnx --fp16 / --int8` verifies its engines on them (`mke.export.from_onnx`)."""
+    from mke.calib.samples import ensure_calibration
+
+    arrays = {m: ctx.data.unlabeled.inputs[m].numpy() for m in rm.spec.input_names}
+    return ensure_calibration(opts.out / f"calibration.{rm.name}.npz", fp32.path, arrays, n=opts.calib_samples,
+                              classes=strata)
 
 
 SHOWN_SHARE = 0.005  # a frame shows a class when the teacher labels at least this share of its pixels with it
@@ -161,19 +127,12 @@ def classes_shown(ctx: RunContext) -> "np.ndarray | None":
 
 
 def int8_artifacts(rm: RunModel, ctx: RunContext, fp32: Artifact, opts: Options, log, check: Checker,
-                   strata: "np.ndarray | None" = None) -> list[Artifact]:
-    """`int8` (TensorRT Q/DQ) and `int8-cpu` (ONNX Runtime CPU) from one calibration set drawn from the
-    run's unlabeled multimodal data (what the device will see; stratified by `strata`, `classes_shown`),
+                   calib: Path) -> list[Artifact]:
+    """`int8` (TensorRT Q/DQ) and `int8-cpu` (ONNX Runtime CPU) from one calibration set (`calibration_samples`),
     each within the accuracy budget.
     Both recipes calibrate the same FP32 graph on the same samples: the tensor ranges are measured once."""
     from mke.calib.budget import quantize_within_budget
     from mke.calib.quantize import quantize_int8, quantize_int8_cpu
-    from mke.calib.samples import ensure_calibration
-
-    names = rm.spec.input_names
-    arrays = {m: ctx.data.unlabeled.inputs[m].numpy() for m in names}
-    calib = ensure_calibration(opts.out / f"calibration.{rm.name}.npz", fp32.path, arrays, n=opts.calib_samples,
-                               classes=strata)
 
     def evaluate(path) -> float:
         if Path(path) == fp32.path:  # the budget's reference: measured already, the same way
@@ -212,7 +171,7 @@ def check_engine(art: Artifact, metric: str, opts: Options) -> None:
     """A TensorRT engine's own tolerance against the PyTorch model on the test split: FP16 within
     FP16_METRIC_DROP points of its metric, INT8 within the accuracy budget. Outside it, the engine is
     removed and the export fails, as every failed check does."""
-    tolerance = FP16_METRIC_DROP if art.fmt.precision == "fp16" else opts.budget
+    tolerance = engine_tolerance(art.fmt.precision, opts.budget)
     drop = art.parity.reference_metric - art.parity.metric
     if drop > tolerance:
         _fail(art, f"{art.path.name}: the TensorRT engine loses {drop:.2f} points of {metric} against PyTorch "
@@ -299,20 +258,6 @@ def benchmark(arts: list[Artifact], rm: RunModel, ctx: RunContext, opts: Options
     return timing["pytorch"]
 
 
-def markdown_table(report: dict) -> str:
-    lines = ["| model | format | precision | status | size MB | " + report["metric"] + " | latency ms | FPS | for |",
-             "|---|---|---|---|---|---|---|---|---|"]
-    for r in report["references"]:
-        lines.append(f"| {r['model']} | pytorch | fp32 | reference | – | {r['metric']:.2f} | {r['latency_ms']:.2f} | "
-                     f"{1000 / r['latency_ms']:.1f} | training, the reference |")
-    for a in report["artifacts"]:
-        def f(v, spec):
-            return "–" if v is None else format(v, spec)
-        lines.append(f"| {a['model']} | {a['format']} | {a['precision']} | {a['status']} | {f(a['size_mb'], '.2f')} | "
-                     f"{f(a['metric'], '.2f')} | {f(a['latency_ms'], '.2f')} | {f(a['fps'], '.1f')} | {a['runtime']} |")
-    return "\n".join(lines)
-
-
 def how_to_run(report: dict, ctx: RunContext) -> str:
     """The commands that run each student artifact live, as the task prints them (mke-live picks the
     backend from the file); a task whose inputs no live source gives says so instead."""
@@ -333,7 +278,8 @@ def export_run(run_dir: str | Path, opts: Options, log=print) -> dict:
     opts.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     artifacts, references, checks = [], [], {}
-    strata = classes_shown(ctx) if opts.int8 and opts.calib_draw == "stratified" else None  # read once, for both
+    strata = (classes_shown(ctx) if (opts.fp16 or opts.int8) and opts.calib_draw == "stratified"
+              else None)  # read once, for both models
     for rm in ctx.models:
         reference = _reference_logits(rm, ctx)
         arts = export_model(rm, ctx, opts, log, reference, strata)
@@ -349,7 +295,7 @@ def export_run(run_dir: str | Path, opts: Options, log=print) -> dict:
               "reference": {"metric": student_ref["metric"], "latency_ms": student_ref["latency_ms"], "model": "student"},
               "references": references, "artifacts": [a.row() for a in artifacts],
               "tensorrt_readiness": {name: r.to_dict() for name, r in checks.items()},
-              "calibration": {"samples": opts.calib_samples, "draw": opts.calib_draw} if opts.int8 else None,
+              "calibration": {"samples": opts.calib_samples, "draw": opts.calib_draw} if opts.fp16 or opts.int8 else None,
               "machine": {"threads": opts.threads or torch.get_num_threads()},
               "seconds": round(time.perf_counter() - started, 1)}
     write_json(opts.out / "export_report.json", report)

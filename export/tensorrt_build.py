@@ -4,7 +4,7 @@ Engines are built where they run (the Jetson): a plan is tied to the TensorRT re
 built it. Every network is strongly typed — the only kind TensorRT 11 builds, and the kind built here
 on 10.x too (JetPack 6 ships 10.3) — so one code path serves both and no precision flag is ever set:
 the precision is in the graph. FP16 engines are built from the FP16 ONNX (`<model>.fp16.onnx`, made
-by `mke.export.onnx_export.onnx_to_fp16`), INT8 engines from the Q/DQ ONNX (`<model>.int8.onnx`, the
+by `mke.export.onnx_fp16.onnx_to_fp16`), INT8 engines from the Q/DQ ONNX (`<model>.int8.onnx`, the
 workstation calibrates with `mke-export --int8`; TensorRT 10.1 deprecated the implicit calibrators,
 TensorRT 11 removed them with BuilderFlag.FP16/INT8). A graph whose types do not give the precision
 asked for is refused before TensorRT is touched (`mke.export.trt_readiness.precision_mismatch`).

@@ -200,7 +200,7 @@ def precision_mismatch(types: GraphTypes, precision: str, path: str | Path) -> s
     """Why a strongly typed build of this graph would not give a `precision` engine, or None.
 
     TensorRT 11 has no precision flags, and mke builds strongly typed on 10.x too, so the graph has
-    to hold the precision: FP16 from the FP16 ONNX (`mke.export.onnx_export.onnx_to_fp16`), INT8 from
+    to hold the precision: FP16 from the FP16 ONNX (`mke.export.onnx_fp16.onnx_to_fp16`), INT8 from
     the Q/DQ ONNX. A float32 graph built "as fp16" would silently come out FP32 — refused here instead."""
     name, stem = Path(path).name, model_stem(path)
     if types.qdq and precision != "int8":
@@ -216,7 +216,7 @@ def precision_mismatch(types: GraphTypes, precision: str, path: str | Path) -> s
                 f"strongly typed build — the only kind TensorRT 11 makes, and the kind mke makes on TensorRT 10 — "
                 f"does not turn it into an FP16 engine. "
                 f"Build fp16 from the FP16 ONNX {stem}.fp16.onnx (`mke-export <run> --fp16` writes it, with "
-                f"mke.export.onnx_export.onnx_to_fp16), or build {name} with precision fp32")
+                f"mke.export.onnx_fp16.onnx_to_fp16), or build {name} with precision fp32")
     if precision == "fp32" and types.computes_in == "fp16":
         return (f"{name} computes in FLOAT16 (first at {types.half_at}): a strongly typed build gives an FP16 engine "
                 f"from it, not fp32. Build it with precision fp16, or build the float32 {stem}.onnx for fp32")

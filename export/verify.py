@@ -1,11 +1,10 @@
 """Run an ONNX artifact on the test split and compare it with the PyTorch model it came from."""
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import torch
 
+from mke.export.artifacts import Parity
 from mke.runtime.onnxrt import ort_session  # noqa: F401  (mke.export's CPU sessions: the one factory)
 from mke.train.data import Split
 from mke.train.metrics import class_ids, score
@@ -19,17 +18,6 @@ def ort_predict(session, split: Split, names: list[str], batch: int = 1) -> torc
         feed = {m: split.inputs[m][start:start + batch].numpy() for m in names}
         outs.append(torch.from_numpy(np.asarray(session.run(None, feed)[0], dtype=np.float32)))
     return torch.cat(outs)
-
-
-@dataclass
-class Parity:
-    max_abs_diff: float    # of the class scores, over every sample (and pixel)
-    agreement: float       # % of samples (or pixels) whose argmax class agrees with PyTorch
-    metric: float          # the task metric of the artifact on the test split
-    reference_metric: float
-
-    def to_dict(self) -> dict:
-        return {k: round(float(v), 6) for k, v in self.__dict__.items()}
 
 
 def parity(reference: torch.Tensor, logits: torch.Tensor, kind: str, targets: torch.Tensor) -> Parity:
