@@ -55,7 +55,7 @@ def conv_onnx(path, batch: int | str = 1, with_spec: bool = True, quantized: boo
         entry.key, entry.value = SPEC_KEY, spec_for(batch).to_json()
     onnx.checker.check_model(proto)
     if half:
-        from mke.export.onnx_export import onnx_to_fp16
+        from mke.export.onnx_fp16 import onnx_to_fp16
 
         fp32 = path.with_name(f"fp32-{path.name}")
         onnx.save(proto, str(fp32))

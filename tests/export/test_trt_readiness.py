@@ -347,7 +347,7 @@ def test_float32_student_on_dla_says_dla_needs_the_fp16_or_int8_graph(segmentati
 
 
 def test_fp16_student_from_onnx_to_fp16_is_ready_as_fp16(segmentation_onnx, tmp_path):
-    from mke.export.onnx_export import onnx_to_fp16
+    from mke.export.onnx_fp16 import onnx_to_fp16
 
     half = onnx_to_fp16(segmentation_onnx, tmp_path / "student.fp16.onnx")
     report = check_onnx(half, dla=True)
