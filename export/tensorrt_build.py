@@ -36,7 +36,8 @@ from mke.runtime.tensorrt import gpu_info as runtime_gpu_info, import_tensorrt a
 log = logging.getLogger("mke.export.tensorrt")
 
 NOT_INSTALLED = ("TensorRT is not installed here: ONNX files were written; build engines on the Jetson with "
-                 "`mke-export <run> --fp16` (or --int8), where JetPack 6 provides TensorRT 10 and its Python bindings "
+                 "`mke-export <out>/student.onnx --fp16` (or --int8; no PyTorch needed there), where JetPack 6 provides "
+                 "TensorRT 10 and its Python bindings "
                  "(a workstation with TensorRT 10 or 11 builds them the same way)")
 SPEC_KEY = "mke_spec"  # the ONNX metadata_props key mke-export writes (mke.runtime.onnx_spec)
 

@@ -145,7 +145,7 @@ def _read_prefix_and_header(f, path: Path) -> tuple[dict, int]:
     if prefix[:len(MAGIC)] != MAGIC[:len(prefix)]:
         raise MkeError(f"{path} is not an MKE engine file: expected the magic bytes {MAGIC!r} at its start, found "
                        f"{prefix[:len(MAGIC)]!r}. A bare TensorRT plan (e.g. from trtexec --saveEngine) carries no "
-                       f"model spec; build the engine with `mke-export <run> --fp16` (or --int8)")
+                       f"model spec; build the engine with `mke-export <model>.onnx --fp16` (or --int8)")
     if len(prefix) < PREFIX_BYTES:
         raise MkeError(f"{path} is truncated: {len(prefix)} bytes, but an MKE engine file starts with "
                        f"{PREFIX_BYTES} (magic and header length)")

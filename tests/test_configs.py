@@ -93,7 +93,8 @@ def first_stage_only(monkeypatch):
 def test_every_task_mke_train_lists_has_a_config_here():
     from mke.train.tasks import registered_tasks
 
-    assert set(registered_tasks()) <= {Path(file).stem for file in CONFIG_FILES}  # so none is left untested
+    shipped = {name for name, cls in registered_tasks().items() if cls.__module__.startswith("mke.")}  # not tests' own
+    assert shipped <= {Path(file).stem for file in CONFIG_FILES}  # so none is left untested
     assert "defaults.yaml" not in CONFIG_FILES  # under every task's YAML, not a task
 
 
