@@ -15,7 +15,9 @@ from mke.runtime.errors import MkeError
 
 FORMAT = "mke-model-spec/1"
 VOID = 255  # the label id of pixels no class covers (segmentation), ignored by losses and metrics
-TASK_KINDS = ("classification", "segmentation", "multilabel")
+TASK_KINDS = ("classification", "segmentation", "multilabel")  # what a model's labels are: one class per
+                                                               # sample or pixel, or any number per sample
+MULTILABEL_THRESHOLD = 0.5  # a multilabel class is on where its sigmoid probability reaches this (its default)
 LAYOUTS = ("NCHW", "NC", "NCT", "NTCHW")  # NTCHW: a sequence of T images (rgb_clip)
 
 
@@ -46,6 +48,9 @@ class ModelSpec:
     outputs: list[OutputSpec]
     provenance: dict[str, Any] = field(default_factory=dict)  # run, method, config, metrics, versions
     format: str = FORMAT
+    # multilabel: each class's decision threshold on its sigmoid probability; None = MULTILABEL_THRESHOLD
+    # for every class. Written only when set, so other specs read as before.
+    thresholds: list[float] | None = None
 
     def __post_init__(self):
         if self.kind not in TASK_KINDS:
@@ -60,6 +65,17 @@ class ModelSpec:
         for i in self.inputs:
             if i.layout not in LAYOUTS:
                 raise MkeError(f"model spec input '{i.name}' has layout {i.layout!r}; expected one of {', '.join(LAYOUTS)}")
+        if self.thresholds is not None:
+            if self.kind != "multilabel":
+                raise MkeError(f"model spec field 'thresholds' is for multilabel models, not {self.kind}")
+            if len(self.thresholds) != len(self.classes) or not all(0.0 < t < 1.0 for t in self.thresholds):
+                raise MkeError(f"model spec field 'thresholds' needs one probability in (0, 1) per class "
+                               f"({len(self.classes)}), got {self.thresholds}")
+
+    @property
+    def class_thresholds(self) -> list[float]:
+        """Each class's decision threshold (multilabel): the spec's own, else MULTILABEL_THRESHOLD."""
+        return list(self.thresholds) if self.thresholds is not None else [MULTILABEL_THRESHOLD] * len(self.classes)
 
     @property
     def input_names(self) -> list[str]:
@@ -72,7 +88,10 @@ class ModelSpec:
         raise MkeError(f"model has no input '{name}'; its inputs are {self.input_names}")
 
     def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=False)
+        fields = asdict(self)
+        if fields["thresholds"] is None:
+            del fields["thresholds"]
+        return json.dumps(fields, sort_keys=False)
 
     @classmethod
     def from_json(cls, text: str, source: str = "model spec") -> "ModelSpec":

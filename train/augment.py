@@ -45,7 +45,8 @@ def flip_scale_crop(batch: Split, params: dict, generator: torch.Generator,
 
     `nearest_inputs` (depth) are resized with nearest neighbours so invalid pixels (0) do not bleed into valid ones;
     padding gets 0 in the inputs, `IGNORE_INDEX` in class-id targets, 0 probability and 0 weight. Targets
-    of one label per sample (recognition: (N,) ids or (N, K) probabilities) are left as they are.
+    of each sample as a whole (recognition: (N,) ids, (N, K) probabilities or multilabel 0/1 labels) are
+    left as they are: only per-pixel targets, (N, H, W) ids or (N, K, H, W) probabilities, have a grid.
     """
     lo, hi = params.get("scale", (1.0, 1.0))
     flip = bool(params.get("flip", False))
@@ -53,7 +54,7 @@ def flip_scale_crop(batch: Split, params: dict, generator: torch.Generator,
     size = next(iter(batch.inputs.values())).shape[-2:]
     h, w = int(size[0]), int(size[1])
     targets = batch.targets
-    dense = targets is None or targets.dim() >= (3 if targets.is_floating_point() else 2)  # per pixel
+    dense = targets is None or targets.dim() >= 3  # per pixel
     hard = targets is not None and dense and not targets.is_floating_point()
     out_in = {m: [] for m in batch.inputs}
     out_t, out_w = [], []

@@ -1,7 +1,8 @@
 """One training loop for every model MKE trains: teacher, students, baselines.
 
-Targets decide the loss (class ids → cross entropy, probabilities → KL divergence); the
-regularization decides the transformation T applied to each batch (input noise here, hidden noise
+The task's label kind decides the loss (mke.train.label_kinds: single-label class ids → cross entropy,
+probabilities → KL divergence; multilabel 0/1 labels → binary cross entropy, probabilities → binary
+KL divergence), the targets which of its two; the regularization decides the transformation T applied to each batch (input noise here, hidden noise
 and dropout inside the model, augmentation by the task).
 """
 from __future__ import annotations
@@ -14,7 +15,7 @@ import torch
 
 from mke.runtime.errors import MkeError
 from mke.train.data import Split
-from mke.train.losses import target_loss
+from mke.train.label_kinds import label_kind
 from mke.train.methods import Regularization
 from mke.train.transforms import add_relative_noise
 
@@ -137,13 +138,15 @@ def fit(model: torch.nn.Module, split: Split, optim: "dict | OptimSettings", reg
         task=None, device: str = "cpu", class_weight: torch.Tensor | None = None, on_epoch=None,
         precision: str = "fp32") -> torch.nn.Module:
     """Train `model` in place on `split` (inputs + targets [+ weights]) for `optim.epochs` epochs
-    (`optim`: an optimizer config section or its OptimSettings).
+    (`optim`: an optimizer config section or its OptimSettings), with the loss of `task`'s label kind
+    (without a task: single-label targets, class ids or softmax probabilities).
 
     Image models train in channels-last memory layout (measured 1.7× faster per step on this
     project's CPU segmentation nets, same results up to float rounding)."""
     if split.targets is None:
         raise MkeError("cannot train on a split without targets")
     optim = OptimSettings.of(optim)
+    loss_of = label_kind(task.kind if task is not None else "classification").loss
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     images = image_inputs(split)
@@ -174,7 +177,7 @@ def fit(model: torch.nn.Module, split: Split, optim: "dict | OptimSettings", reg
             weights = None if batch.weights is None else batch.weights.to(device)
             with autocast(device, precision):
                 scores = model(**inputs)
-            loss = target_loss(scores.float(), batch.targets.to(device), weights, class_weight)
+            loss = loss_of(scores.float(), batch.targets.to(device), weights, class_weight)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)

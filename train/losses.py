@@ -1,4 +1,9 @@
-"""The MKE student loss: KL divergence to soft pseudo labels, cross entropy to hard ones.
+"""The MKE student losses and the confidence weight ω, for both kinds of labels.
+
+One label per element (softmax): KL divergence to soft pseudo labels, cross entropy to hard ones,
+ω = 1 − H(ỹ) / log K. Several labels per element (multilabel, a sigmoid per class): per-class binary
+KL divergence to soft labels, binary cross entropy to hard (0/1) ones, ω = 1 − mean over classes of
+the binary entropy / log 2. `mke.train.label_kinds` says which a task uses; nothing here branches on it.
 
 Class scores live in dimension 1 (`(N, K)` for classification, `(N, K, H, W)` for segmentation), so
 one set of functions serves every task kind. A per-element weight (the segmentation confidence
@@ -63,3 +68,37 @@ def target_loss(logits: torch.Tensor, target: torch.Tensor, weight: torch.Tensor
     if target.dtype in (torch.int64, torch.int32, torch.uint8):
         return hard_target_loss(logits, target.long(), weight, class_weight)
     return soft_target_loss(logits, target.to(logits.dtype), weight, class_weight)
+
+
+def binary_confidence_weight(probs: torch.Tensor) -> torch.Tensor:
+    """ω = 1 − mean_k H_b(ỹ_k) / log 2 for independent per-class probabilities (dim 1), H_b the binary
+    entropy: 1 when every class is surely on or off, 0 when every class is a coin toss."""
+    q = 1.0 - probs
+    entropy = -(probs * torch.log(probs.clamp_min(1e-12)) + q * torch.log(q.clamp_min(1e-12)))
+    return (1.0 - entropy.mean(dim=1) / math.log(2.0)).clamp(0.0, 1.0)
+
+
+def _per_class_mean(per_class: torch.Tensor, class_weight: torch.Tensor | None) -> torch.Tensor:
+    """Each element's loss: the mean over classes (dim 1) of its per-class terms, class-weighted."""
+    if class_weight is not None:
+        per_class = per_class * class_weight.view(1, -1, *([1] * (per_class.dim() - 2)))
+    return per_class.mean(dim=1)
+
+
+def binary_soft_target_loss(logits: torch.Tensor, probs: torch.Tensor, weight: torch.Tensor | None = None,
+                            class_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over samples (and pixels) of the per-class binary KL(ỹ_k ‖ sigmoid(logit_k)), averaged over
+    the classes (each class weighted by `class_weight`, if given). With 0/1 labels it equals binary
+    cross entropy."""
+    q = 1.0 - probs
+    kl = (probs * (torch.log(probs.clamp_min(1e-12)) - F.logsigmoid(logits))
+          + q * (torch.log(q.clamp_min(1e-12)) - F.logsigmoid(-logits)))
+    return _weighted_mean(_per_class_mean(kl, class_weight), weight, None)
+
+
+def binary_hard_target_loss(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None,
+                            class_weight: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean over samples (and pixels) of the binary cross entropy of each class's 0/1 label, averaged over
+    the classes (each class weighted by `class_weight`, if given)."""
+    bce = F.binary_cross_entropy_with_logits(logits, labels.to(logits.dtype), reduction="none")
+    return _weighted_mean(_per_class_mean(bce, class_weight), weight, None)

@@ -29,7 +29,6 @@ from pathlib import Path
 from typing import Callable, Iterable
 
 import torch
-import torch.nn.functional as F
 from tqdm import tqdm
 
 from mke.runtime.errors import MkeError
@@ -40,10 +39,8 @@ from mke.train.checkpoint import save_checkpoint, warm_start
 from mke.train.config import dump_config
 from mke.train.data import MKEData, Split
 from mke.train.fit import OptimSettings, fit, predict, resolve_device
-from mke.train.losses import IGNORE_INDEX
 from mke.train.methods import NO_REG, TEACHER, Method, Regularization, StudentJob, augmentation, plan_students
-from mke.train.metrics import class_ids, per_class_iou, score, score_predictions
-from mke.train.pseudo import PseudoLabelCache, PseudoLabels, TopKProbs, pseudo_targets
+from mke.train.pseudo import PseudoLabelCache, PseudoLabels, pseudo_targets
 from mke.train.runs import RunDir, load_model, read_json, run_config, run_context
 from mke.train.stacked import StackedModels, stack_split
 from mke.train.tasks import get_task
@@ -67,13 +64,9 @@ def _meta(cfg: dict, data: MKEData, method: Method, role: str, mods: tuple, reg,
 
 
 def evaluate(task, model: torch.nn.Module, data: MKEData, mods: tuple[str, ...], device: str) -> dict:
-    """The task metric on the test split, plus per-class IoU for segmentation."""
+    """The task metric on the test split, plus what else its kind reports (per-class IoU for segmentation)."""
     logits = predict(model, data.test.select(mods), batch_size=32, device=device)
-    if task.kind != "segmentation":
-        return {"value": score(task.kind, logits, data.test.targets)}
-    preds = class_ids(logits)
-    return {"value": score_predictions(task.kind, preds, data.test.targets, data.num_classes),
-            "per_class": per_class_iou(preds, data.test.targets, data.num_classes)}
+    return task.label_kind.evaluate(logits, data.test.targets, data.num_classes)
 
 
 def _new_model(cfg: dict, task, role: str, mods: tuple, reg, seed: int) -> torch.nn.Module:
@@ -144,30 +137,25 @@ def _pseudo_unit(cfg_json: str, root: str, seed: int) -> dict:
     unlabeled_alpha = data.unlabeled.select((data.alpha,))
     batch = cfg["pseudo_labels"]["batch_size"]
     tta = cfg["pseudo_labels"]["tta"]
+    kind = task.label_kind
 
     def compute():
-        return tta_batches(teacher, unlabeled_alpha, tta, batch_size=batch, device=cfg["device"],
+        return tta_batches(teacher, unlabeled_alpha, tta, kind=kind, batch_size=batch, device=cfg["device"],
                            precision=cfg["precision"], nearest_inputs=nearest_inputs(task.input_kinds))
 
-    labels, _ = cache.load_or_compute(run.teacher(seed), compute, top_k=cfg["pseudo_labels"]["top_k"])
+    labels, _ = cache.load_or_compute(run.teacher(seed), compute, kind=kind, top_k=cfg["pseudo_labels"]["top_k"])
     if len(labels) != len(data.unlabeled):
         raise MkeError(f"{run.pseudo_labels(seed)} holds {len(labels)} labels for {len(data.unlabeled)} unlabeled samples")
     result = {"seed": seed, "teacher_sha256": teacher_sha, "bytes_per_sample": labels.nbytes_per_sample}
     if data.unlabeled.targets is not None:  # how good the labels the students learn from are
-        hard, _ = pseudo_targets(labels, "hard", weighted=False)
-        result["score_on_unlabeled"] = score_predictions(task.kind, hard, data.unlabeled.targets, data.num_classes)
+        result["score_on_unlabeled"] = kind.score_labels(labels.probs, data.unlabeled.targets, data.num_classes)
     if len(views(tta)) > 1:  # the labelling teacher on the test split, beside its single-pass score in the table
-        probs = tta_probs(teacher, data.test.select((data.alpha,)), tta, batch_size=batch, device=cfg["device"],
-                          precision=cfg["precision"], nearest_inputs=nearest_inputs(task.input_kinds))
-        result["tta_teacher_test"] = score(task.kind, probs, data.test.targets)
+        probs = tta_probs(teacher, data.test.select((data.alpha,)), tta, kind=kind, batch_size=batch,
+                          device=cfg["device"], precision=cfg["precision"],
+                          nearest_inputs=nearest_inputs(task.input_kinds))
+        result["tta_teacher_test"] = kind.score_probs(probs, data.test.targets)
     write_json(run.pseudo_result(seed), result)
     return result
-
-
-def _one_hot(labels: torch.Tensor, k: int) -> torch.Tensor:
-    valid = labels != IGNORE_INDEX
-    hot = F.one_hot(labels.clamp(max=k - 1), k).movedim(-1, 1).float()
-    return hot * valid.unsqueeze(1)
 
 
 def training_split(method: Method, data: MKEData, labels: PseudoLabels | None, pl_cfg: dict) -> Split:
@@ -184,12 +172,8 @@ def training_split(method: Method, data: MKEData, labels: PseudoLabels | None, p
     targets, weights = pseudo_targets(labels, pl_cfg["kind"], pl_cfg["confidence_weight"])
     if method.train_on == "unlabeled":
         return unlabeled.with_targets(targets, weights)
-    # NOISY student: true labels of D_l plus pseudo labels of D_u
-    labeled_targets = data.labeled.targets
-    if isinstance(targets, TopKProbs):
-        labeled_targets = TopKProbs.from_labels(labeled_targets, targets.values.shape[1], targets.num_classes)
-    elif targets.is_floating_point():
-        labeled_targets = _one_hot(labeled_targets, targets.shape[1])
+    # NOISY student: true labels of D_l (in the pseudo labels' form) plus pseudo labels of D_u
+    labeled_targets = labels.kind.true_as(data.labeled.targets, targets)
     labeled_weights = None if weights is None else torch.ones((len(data.labeled),) + weights.shape[1:])
     return Split.concat([data.labeled.select(mods).with_targets(labeled_targets, labeled_weights),
                          unlabeled.with_targets(targets, weights)])
@@ -372,6 +356,7 @@ def run_mke(cfg: dict, root: str | Path, *, fresh: bool = False, progress: bool 
         raise MkeError("seeds must be at least 1")
     jobs = plan_students(cfg["methods"], cfg["regularization"])
     student_init(cfg), views(cfg["pseudo_labels"]["tta"])  # bad settings fail now, not after the teachers
+    task.label_kind.check(cfg["pseudo_labels"])
     resolve_device(cfg["device"])
     optim_settings(cfg, "teacher"), optim_settings(cfg, "student")
     started = time.perf_counter()

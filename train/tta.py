@@ -1,5 +1,6 @@
-"""Test-time augmentation (TTA) of a dense-prediction model: its class probabilities averaged over
-horizontal flips and input scales, each mapped back to the input's pixel grid.
+"""Test-time augmentation (TTA) of an image model: its class probabilities (its label kind's activation:
+softmax, or a sigmoid per class) averaged over horizontal flips and input scales of its inputs; a
+dense-prediction model's each mapped back to the input's pixel grid first.
 
 MKE uses it where the teacher labels D_u (`pseudo_labels.tta`): one forward pass of the same teacher
 gives worse labels than the average over a few views of each frame (measured on the built-in rooms:
@@ -17,6 +18,7 @@ from mke.runtime.errors import MkeError
 from mke.train.data import Split
 from mke.train.augment import resize_batch
 from mke.train.fit import autocast, channels_last, image_inputs
+from mke.train.label_kinds import LabelKind, label_kind
 
 KNOWN = {"flip", "scales"}
 
@@ -42,12 +44,16 @@ def _view(x: torch.Tensor, scale: float, flip: bool, nearest: bool) -> torch.Ten
     return x
 
 
-def tta_batches(model: torch.nn.Module, split: Split, tta: dict, *, batch_size: int = 0, device: str = "cpu",
-                precision: str = "fp32", nearest_inputs: tuple[str, ...] = ()) -> Iterator[torch.Tensor]:
-    """Softmax probabilities (n, K, …) of `model` on `split`, batch by batch in order, averaged over
-    the views of `tta` (`{}` = one plain pass), the forward passes under `precision` (fit's autocast:
-    auto, fp32, bf16, fp16). Spatial views need image inputs (N, C, H, W). Batch by batch, so that a
-    caller who keeps less than the dense probabilities (top-k pseudo labels) never holds them all."""
+def tta_batches(model: torch.nn.Module, split: Split, tta: dict, *, kind: "str | LabelKind", batch_size: int = 0,
+                device: str = "cpu", precision: str = "fp32",
+                nearest_inputs: tuple[str, ...] = ()) -> Iterator[torch.Tensor]:
+    """Probabilities (n, K, …) of `model` on `split` — the activation of task kind `kind` — batch by
+    batch in order, averaged over the views of `tta` (`{}` = one plain pass), the forward passes under
+    `precision` (fit's autocast: auto, fp32, bf16, fp16). Spatial views need image inputs (N, C, H, W);
+    a dense kind's outputs are mapped back to the input's grid, others (one prediction per sample) are
+    averaged as they are. Batch by batch, so that a caller who keeps less than the dense probabilities
+    (top-k pseudo labels) never holds them all."""
+    kind = label_kind(kind)
     plan, images = views(tta), image_inputs(split)
     if len(plan) > 1 and not images:
         raise MkeError("pseudo_labels.tta (flip, scales) needs image inputs (N, C, H, W); set it to {} for this task")
@@ -64,10 +70,10 @@ def tta_batches(model: torch.nn.Module, split: Split, tta: dict, *, batch_size: 
                         inputs = channels_last(inputs)
                     with autocast(device, precision):
                         scores = model(**inputs).float()
-                    if scale != 1.0:
+                    if scale != 1.0 and kind.dense:
                         scores = resize_batch(scores, next(iter(batch.inputs.values())).shape[-2:], nearest=False)
-                    probs = torch.softmax(scores, dim=1)
-                    if flip:
+                    probs = kind.activate(scores)
+                    if flip and kind.dense:
                         probs = probs.flip(-1)
                     total = probs if total is None else total + probs
             yield (total / len(plan)).contiguous().cpu()

@@ -1,12 +1,20 @@
-"""Model outputs → what the overlay and the predictions file show: class maps, top-k, class shares."""
+"""Model outputs → what the overlay and the predictions file show: class maps, top-k, class shares.
+
+One decoder per task kind (mke.runtime.spec.TASK_KINDS; training's label kinds, mke.train.label_kinds,
+carry the same names): segmentation → the argmax class map and each class's share of the pixels;
+classification → the k most probable classes of a softmax (the argmax first); multilabel → the
+classes whose sigmoid probability reaches their threshold (the spec's, else 0.5), at most k, the most
+probable first — none when no class is on.
+"""
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from mke.runtime.errors import MkeError
-from mke.runtime.spec import ModelSpec
+from mke.runtime.spec import TASK_KINDS, ModelSpec
 
 
 @dataclass
@@ -25,6 +33,11 @@ class Prediction:
 def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
     e = np.exp(x - x.max(axis=axis, keepdims=True))
     return e / e.sum(axis=axis, keepdims=True)
+
+
+def _sigmoid(x: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^−x) without overflow for large |x| (tanh form)."""
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
 
 
 def check_outputs(outputs: dict[str, np.ndarray], spec: ModelSpec) -> np.ndarray:
@@ -63,16 +76,67 @@ def segment(logits: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return labels, np.bincount(labels.ravel(), minlength=k)
 
 
-def decode(outputs: dict[str, np.ndarray], spec: ModelSpec, top_k: int = 3) -> Prediction:
-    logits = check_outputs(outputs, spec)
-    classes = spec.classes
-    if spec.kind == "segmentation":
+class Decoder(ABC):
+    """Class scores of one input (K, …) → a Prediction, for one task kind."""
+
+    kind: str = ""
+
+    @abstractmethod
+    def __call__(self, logits: np.ndarray, spec: ModelSpec, top_k: int) -> Prediction:
+        ...
+
+
+DECODERS: dict[str, Decoder] = {}
+
+
+def register_decoder(cls: type[Decoder]) -> type[Decoder]:
+    """Class decorator: make `cls` the decoder of task kind `cls.kind`."""
+    if cls.kind not in TASK_KINDS:
+        raise MkeError(f"decoder {cls.__qualname__} is for {cls.kind!r}, not a task kind ({', '.join(TASK_KINDS)})")
+    DECODERS[cls.kind] = cls()
+    return cls
+
+
+def _per_sample(logits: np.ndarray, k: int) -> np.ndarray:
+    """One score per class: any positions beyond the class axis averaged."""
+    return logits.reshape(k, -1).mean(axis=1)
+
+
+@register_decoder
+class SegmentationDecoder(Decoder):
+    kind = "segmentation"
+
+    def __call__(self, logits, spec, top_k):
         labels, counts = segment(logits)
         counts = counts / labels.size
         order = np.argsort(-counts)
-        shares = {classes[i]: float(counts[i]) for i in order if counts[i] > 0}
-        return Prediction("segmentation", labels=labels, shares=shares)
-    logits = logits.reshape(len(classes), -1).mean(axis=1)
-    probs = 1.0 / (1.0 + np.exp(-logits)) if spec.kind == "multilabel" else _softmax(logits, 0)
-    order = np.argsort(-probs)[:top_k]
-    return Prediction(spec.kind, top=[(classes[i], float(probs[i])) for i in order])
+        shares = {spec.classes[i]: float(counts[i]) for i in order if counts[i] > 0}
+        return Prediction(self.kind, labels=labels, shares=shares)
+
+
+@register_decoder
+class ClassificationDecoder(Decoder):
+    kind = "classification"
+
+    def __call__(self, logits, spec, top_k):
+        probs = _softmax(_per_sample(logits, len(spec.classes)), 0)
+        order = np.argsort(-probs)[:top_k]
+        return Prediction(self.kind, top=[(spec.classes[i], float(probs[i])) for i in order])
+
+
+@register_decoder
+class MultilabelDecoder(Decoder):
+    kind = "multilabel"
+
+    def __call__(self, logits, spec, top_k):
+        probs = _sigmoid(_per_sample(logits, len(spec.classes)))
+        on = probs >= np.asarray(spec.class_thresholds, dtype=probs.dtype)
+        order = [i for i in np.argsort(-probs, kind="stable") if on[i]][:top_k]
+        return Prediction(self.kind, top=[(spec.classes[i], float(probs[i])) for i in order])
+
+
+def decode(outputs: dict[str, np.ndarray], spec: ModelSpec, top_k: int = 3) -> Prediction:
+    """What the model's outputs for one input mean, by its spec's task kind (DECODERS)."""
+    if spec.kind not in DECODERS:
+        raise MkeError(f"no decoder for task kind {spec.kind!r}; known: {', '.join(DECODERS)}")
+    return DECODERS[spec.kind](check_outputs(outputs, spec), spec, top_k)

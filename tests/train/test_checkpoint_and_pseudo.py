@@ -3,7 +3,8 @@ import torch
 
 from mke.runtime.errors import MkeError
 from mke.train.checkpoint import load_checkpoint, save_checkpoint, warm_start
-from mke.train.pseudo import PseudoLabelCache, PseudoLabels, TopKProbs, pseudo_targets
+from mke.train.pseudo import PseudoLabelCache, PseudoLabels, pseudo_targets
+from mke.train.soft_labels import TopKProbs
 
 
 def _model(seed: int) -> torch.nn.Module:
@@ -53,16 +54,16 @@ def test_pseudo_labels_are_cached_and_invalidated_by_a_new_teacher(tmp_path):
         calls.append(1)
         return torch.softmax(torch.randn(5, 3), 1)
 
-    first, computed = cache.load_or_compute(teacher, compute)
+    first, computed = cache.load_or_compute(teacher, compute, kind="classification")
     assert computed and len(calls) == 1
-    again, computed = cache.load_or_compute(teacher, compute)
+    again, computed = cache.load_or_compute(teacher, compute, kind="classification")
     assert not computed and len(calls) == 1 and torch.equal(first.probs, again.probs)
     assert torch.equal(cache.load(teacher).probs, first.probs)
 
     save_checkpoint(teacher, _model(1), {})  # retrained teacher: other bytes
     with pytest.raises(MkeError, match="stale"):
         cache.load(teacher)
-    _, computed = cache.load_or_compute(teacher, compute)
+    _, computed = cache.load_or_compute(teacher, compute, kind="classification")
     assert computed and len(calls) == 2
 
 
@@ -70,13 +71,14 @@ def test_corrupt_pseudo_label_file_is_recomputed(tmp_path):
     teacher = tmp_path / "teacher.pt"
     save_checkpoint(teacher, _model(0), {})
     (tmp_path / "pl.pt").write_bytes(b"garbage")
-    labels, computed = PseudoLabelCache(tmp_path / "pl.pt").load_or_compute(teacher, lambda: torch.full((2, 2), 0.5))
+    labels, computed = PseudoLabelCache(tmp_path / "pl.pt").load_or_compute(teacher, lambda: torch.full((2, 2), 0.5),
+                                                                              kind="classification")
     assert computed and labels.probs.shape == (2, 2)
 
 
 def test_pseudo_targets_soft_hard_and_weights():
     probs = torch.tensor([[0.9, 0.1], [0.5, 0.5]])
-    labels = PseudoLabels(probs)
+    labels = PseudoLabels(probs, "classification")
     hard, none = pseudo_targets(labels, "hard", weighted=False)
     assert hard.tolist() == [0, 0] and none is None
     soft, w = pseudo_targets(labels, "soft", weighted=True)
@@ -90,8 +92,9 @@ def test_top_k_storage_is_compact_and_keeps_the_labels_and_exact_confidence(tmp_
     save_checkpoint(teacher, _model(0), {})
     torch.manual_seed(0)
     probs = torch.softmax(3 * torch.randn(6, 8, 12, 16), dim=1)  # 6 frames, 8 classes, 12×16 pixels
-    dense, _ = PseudoLabelCache(tmp_path / "dense.pt").load_or_compute(teacher, lambda: probs)
-    compact, _ = PseudoLabelCache(tmp_path / "topk.pt").load_or_compute(teacher, lambda: probs, top_k=2)
+    dense, _ = PseudoLabelCache(tmp_path / "dense.pt").load_or_compute(teacher, lambda: probs, kind="segmentation")
+    compact, _ = PseudoLabelCache(tmp_path / "topk.pt").load_or_compute(teacher, lambda: probs, kind="segmentation",
+                                                                                 top_k=2)
     assert isinstance(compact.probs, TopKProbs)
     assert compact.nbytes_per_sample * 3 < dense.nbytes_per_sample
     # the same hard labels, the exact confidence weights, and soft labels close to the teacher's

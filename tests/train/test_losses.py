@@ -89,7 +89,7 @@ def test_median_frequency_weights_skip_void_and_absent_classes():
 def test_class_weights_come_from_the_targets_a_model_trains_on():
     """Ids, dense probabilities and top-k pseudo labels of the same map give the same weights; void
     pixels (IGNORE_INDEX, or no probability mass as in NOISY student's D_l part) are not counted."""
-    from mke.train.pseudo import TopKProbs, target_class_ids
+    from mke.train.soft_labels import TopKProbs, target_class_ids
     from mke.train.tasks.rgbd import RGBDTask
 
     ids = torch.tensor([[[0, 0, 0, 0, 1], [1, 2, IGNORE_INDEX, IGNORE_INDEX, IGNORE_INDEX]]], dtype=torch.uint8)

@@ -40,7 +40,7 @@ def test_views_plain_first_and_parameters_checked():
 def test_no_views_is_the_plain_softmax():
     net, split = Net(ramp=1.0), rgb_split()
     expected = torch.softmax(net(split.inputs["rgb"]), 1)
-    torch.testing.assert_close(tta_probs(net, split, {}, batch_size=2), expected)
+    torch.testing.assert_close(tta_probs(net, split, {}, kind="segmentation", batch_size=2), expected)
 
 
 def test_flip_averages_the_flipped_back_view():
@@ -49,18 +49,18 @@ def test_flip_averages_the_flipped_back_view():
     plain = torch.softmax(net(x), 1)
     flipped_back = torch.softmax(net(x.flip(-1)), 1).flip(-1)
     assert not torch.allclose(plain, flipped_back)  # the ramp makes the two views differ
-    torch.testing.assert_close(tta_probs(net, split, {"flip": True}), (plain + flipped_back) / 2)
+    torch.testing.assert_close(tta_probs(net, split, {"flip": True}, kind="segmentation"), (plain + flipped_back) / 2)
 
 
 def test_views_land_on_the_input_grid_and_sum_to_one():
     net, split = Net(), rgb_split(h=16, w=24)
-    probs = tta_probs(net, split, {"flip": True, "scales": [0.5, 2.0]}, batch_size=2)
+    probs = tta_probs(net, split, {"flip": True, "scales": [0.5, 2.0]}, kind="segmentation", batch_size=2)
     assert probs.shape == (3, 4, 16, 24)
     torch.testing.assert_close(probs.sum(1), torch.ones(3, 16, 24))
     # a pointwise net on a smooth image barely changes under scaling: the average stays near the plain pass
     smooth = Split({"rgb": torch.nn.functional.interpolate(torch.randn(3, 3, 4, 6), size=(16, 24), mode="bilinear")})
-    plain = tta_probs(net, smooth, {})
-    assert (tta_probs(net, smooth, {"scales": [0.5, 2.0]}) - plain).abs().max() < 0.1
+    plain = tta_probs(net, smooth, {}, kind="segmentation")
+    assert (tta_probs(net, smooth, {"scales": [0.5, 2.0]}, kind="segmentation") - plain).abs().max() < 0.1
 
 
 class Mlp(torch.nn.Module):
@@ -75,5 +75,5 @@ class Mlp(torch.nn.Module):
 def test_spatial_views_need_images():
     vectors = Split({"x": torch.randn(5, 2)})
     with pytest.raises(MkeError, match="image inputs"):
-        tta_probs(Mlp(), vectors, {"flip": True})
-    assert tta_probs(Mlp(), vectors, {}).shape == (5, 2)
+        tta_probs(Mlp(), vectors, {"flip": True}, kind="classification")
+    assert tta_probs(Mlp(), vectors, {}, kind="classification").shape == (5, 2)

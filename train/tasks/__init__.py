@@ -14,6 +14,7 @@ import importlib.util
 import pkgutil
 
 from mke.runtime.errors import MkeError
+from mke.train.label_kinds import LABEL_KINDS
 from mke.train.tasks.base import Task
 
 PLANNED: dict[str, str] = {
@@ -28,6 +29,8 @@ def register_task(cls: type[Task]) -> type[Task]:
     name = getattr(cls, "name", "")
     if not isinstance(name, str) or not name.isidentifier():
         raise MkeError(f"task class {cls.__qualname__} needs a `name` that is a Python identifier, got {name!r}")
+    if cls.kind not in LABEL_KINDS:
+        raise MkeError(f"task class {cls.__qualname__} has the kind {cls.kind!r}; known: {', '.join(LABEL_KINDS)}")
     known = _TASKS.get(name)
     if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
         raise MkeError(f"task '{name}' is registered twice: {known.__module__}.{known.__qualname__} and "

@@ -4,7 +4,6 @@ from __future__ import annotations
 import colorsys
 import shlex
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -13,7 +12,9 @@ from mke.runtime.errors import MkeError
 from mke.runtime.modalities import Modality, get_modality, input_spec
 from mke.runtime.spec import InputSpec
 from mke.train.data import MKEData
+from mke.train.label_kinds import LabelKind, label_kind
 from mke.train.methods import Regularization
+
 
 def label_colors(n: int) -> tuple[tuple[int, int, int], ...]:
     """`n` distinct RGB colours for drawing class ids, the same for every run.
@@ -28,18 +29,6 @@ def label_colors(n: int) -> tuple[tuple[int, int, int], ...]:
         v = (0.95, 0.75, 0.55)[(i // 3) % 3]
         colors.append(tuple(int(round(255 * c)) for c in colorsys.hsv_to_rgb(h, s, v)))
     return tuple(colors)
-
-
-@dataclass(frozen=True)
-class Kind:
-    """What a task kind means for the stages that do not branch on it: its metric and whether the model
-    predicts per pixel (its output keeps the spatial size of its image inputs)."""
-
-    metric: str
-    dense: bool = False
-
-
-KINDS = {"classification": Kind("accuracy"), "segmentation": Kind("miou", dense=True), "multilabel": Kind("map")}
 
 
 def file_uri(path: str | Path) -> str:
@@ -59,7 +48,10 @@ class Task(ABC):
     """
 
     name: str = ""
-    kind: str = "classification"            # a key of KINDS
+    # The task kind, which says what its labels are: one label per sample ("classification") or per
+    # pixel ("segmentation"), or any number of classes per sample ("multilabel"). Every stage takes
+    # its operations from it (mke.train.label_kinds); the model spec carries it to the robot.
+    kind: str = "classification"
     title: str = ""
     # The paper's figures for the headline setting, keyed by method name, in the metric's units.
     paper: dict[str, float] = {}
@@ -78,13 +70,18 @@ class Task(ABC):
     stack_seeds: bool = False
 
     @property
+    def label_kind(self) -> LabelKind:
+        """The operations of this task's kind: activation, pseudo labels, loss, ω, metric."""
+        return label_kind(self.kind)
+
+    @property
     def metric(self) -> str:
-        return KINDS[self.kind].metric
+        return self.label_kind.metric
 
     def output_shape(self, inputs: list, num_classes: int) -> list[int]:
         """The model's class scores for a batch of 1: (1, K), or (1, K, H, W) for a dense kind, H × W
         being its first input's (mke.runtime.spec.InputSpec) spatial size."""
-        return [1, num_classes] + (list(inputs[0].shape[2:]) if KINDS[self.kind].dense else [])
+        return [1, num_classes] + (list(inputs[0].shape[2:]) if self.label_kind.dense else [])
 
     def prepare(self, cfg: dict, progress: bool) -> None:
         """Make the data ready once, in the main process, before workers build their splits

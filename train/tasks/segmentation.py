@@ -22,7 +22,7 @@ from mke.train.data import MKEData, Split
 from mke.train.losses import IGNORE_INDEX
 from mke.train.methods import Regularization
 from mke.train.models.segmentation import SegmentationNet
-from mke.train.pseudo import target_class_ids
+from mke.train.soft_labels import target_class_ids
 from mke.train.tasks.base import Task
 
 
