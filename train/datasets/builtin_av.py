@@ -49,6 +49,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mke.runtime.errors import MkeError
+from mke.train.datasets.settings import overlay_settings
 from mke.runtime.fileio import cache_complete, cache_folder
 
 GENERATOR_VERSION = 2  # part of the cache key: a change to what is generated gets a new folder
@@ -116,44 +117,11 @@ class AVClips:
 # --- settings ------------------------------------------------------------------------------------------
 
 def data_settings(data_cfg: dict) -> dict:
-    """DATA_DEFAULTS overlaid with `data_cfg` (nested dicts merged; keys outside DATA_KEYS, such as
-    cache_dir or source, are left out), each value of its default's kind — integer, number (as float,
-    so 2 and 2.0 name one cache) or [low, high] — and checked: MkeError names a wrong field."""
-    out = {}
-    for key, default in DATA_DEFAULTS.items():
-        value = data_cfg.get(key, default)
-        if isinstance(default, dict):
-            if not isinstance(value, dict):
-                raise MkeError(f"data.{key} must be a mapping with keys {', '.join(default)}, got {value!r}")
-            unknown = sorted(set(value) - set(default))
-            if unknown:
-                raise MkeError(f"data.{key} has unknown key(s) {', '.join(unknown)}; known: {', '.join(default)}")
-            out[key] = {k: _typed(f"{key}.{k}", value.get(k, d), d) for k, d in default.items()}
-        else:
-            out[key] = _typed(key, value, default)
+    """DATA_DEFAULTS overlaid with `data_cfg` (`mke.train.datasets.settings.overlay_settings`) and checked:
+    MkeError names a wrong field."""
+    out = overlay_settings(data_cfg, DATA_DEFAULTS)
     _check(out)
     return out
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and bool(np.isfinite(v))
-
-
-def _typed(name: str, value, default):
-    if isinstance(default, bool) or not isinstance(default, (int, float, list)):
-        return value
-    if isinstance(default, int):
-        if not (_is_number(value) and float(value).is_integer()):
-            raise MkeError(f"data.{name} must be an integer, got {value!r}")
-        return int(value)
-    if isinstance(default, float):
-        if not _is_number(value):
-            raise MkeError(f"data.{name} must be a number, got {value!r}")
-        return float(value)
-    if not (isinstance(value, (list, tuple)) and len(value) == 2 and all(_is_number(v) for v in value)
-            and value[0] <= value[1]):
-        raise MkeError(f"data.{name} must be [low, high] with low <= high, got {value!r}")
-    return [float(value[0]), float(value[1])]
 
 
 def _check(s: dict) -> None:
