@@ -6,11 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
+
 from mke.runtime.errors import MkeError
 from mke.runtime.timing import Latency
 
 FP32_MAX_ABS_DIFF = 1e-4   # logits, FP32 ONNX against PyTorch
-FP16_METRIC_DROP = 0.2     # task-metric points, FP16 ONNX (and FP16 engine) against FP32
+FP16_METRIC_DROP = 0.2     # points (1/100 of the metric's full scale: mAP 0.002), FP16 ONNX (and FP16 engine) against FP32
 
 
 @dataclass(frozen=True)
@@ -66,6 +68,20 @@ class Artifact:
                 "parity": None if self.parity is None else self.parity.to_dict(), "notes": self.notes}
 
 
+METRIC_NAMES = {"accuracy": "accuracy %", "miou": "mIoU %", "map": "mAP"}   # the table's column names
+
+
+def predictions(kind: str, logits: np.ndarray) -> np.ndarray:
+    """What a model predicts from its scores (classes in axis 1): the class, or for multilabel each class's
+    yes / no at probability 0.5."""
+    return logits > 0 if kind == "multilabel" else logits.argmax(axis=1)
+
+
+def agreement(kind: str, reference: np.ndarray, other: np.ndarray) -> float:
+    """% of predictions (samples, pixels, or sample × class for multilabel) on which two models agree."""
+    return float((predictions(kind, reference) == predictions(kind, other)).mean() * 100)
+
+
 def fail(art: Artifact, message: str) -> None:
     """Parity out of tolerance: the artifact is wrong, so it is removed and the export fails."""
     art.path.unlink(missing_ok=True)
@@ -80,7 +96,9 @@ def engine_tolerance(precision: str, budget: float) -> float:
 def markdown_table(report: dict) -> str:
     """The export table: the reference rows (PyTorch on the workstation, the FP32 ONNX on the device), then
     one row per artifact."""
-    lines = ["| model | format | precision | status | size MB | " + report["metric"] + " | latency ms | FPS | for |",
+    metric = METRIC_NAMES.get(report["metric"], report["metric"])
+    digits = ".3f" if report["metric"] == "map" else ".2f"   # mAP is 0–1: a third decimal is its 0.1 point
+    lines = ["| model | format | precision | status | size MB | " + metric + " | latency ms | FPS | for |",
              "|---|---|---|---|---|---|---|---|---|"]
 
     def f(v, spec):
@@ -88,10 +106,10 @@ def markdown_table(report: dict) -> str:
 
     for r in report["references"]:
         ms = r.get("latency_ms")
-        lines.append(f"| {r['model']} | {r.get('format', 'pytorch')} | fp32 | reference | – | {r['metric']:.2f} | "
+        lines.append(f"| {r['model']} | {r.get('format', 'pytorch')} | fp32 | reference | – | {r['metric']:{digits}} | "
                      f"{f(ms, '.2f')} | {f(1000 / ms if ms else None, '.1f')} | "
                      f"{r.get('for', 'training, the reference')} |")
     for a in report["artifacts"]:
         lines.append(f"| {a['model']} | {a['format']} | {a['precision']} | {a['status']} | {f(a['size_mb'], '.2f')} | "
-                     f"{f(a['metric'], '.2f')} | {f(a['latency_ms'], '.2f')} | {f(a['fps'], '.1f')} | {a['runtime']} |")
+                     f"{f(a['metric'], digits)} | {f(a['latency_ms'], '.2f')} | {f(a['fps'], '.1f')} | {a['runtime']} |")
     return "\n".join(lines)

@@ -84,7 +84,7 @@ def export_model(rm: RunModel, ctx: RunContext, opts: Options, log, reference: t
         log(f"{rm.name}: converting to FP16 ONNX")
         onnx_to_fp16(fp32.path, half.path)
         half.parity = check(half.path)
-        drop = fp32.parity.metric - half.parity.metric
+        drop = (fp32.parity.metric - half.parity.metric) * ctx.task.label_kind.points   # in points of full scale
         if drop > FP16_METRIC_DROP:
             _fail(half, f"{half.path.name}: FP16 loses {drop:.2f} points of {ctx.task.metric} against FP32 "
                         f"(tolerance {FP16_METRIC_DROP}); removed")
@@ -119,11 +119,7 @@ def classes_shown(ctx: RunContext) -> "np.ndarray | None":
     except MkeError:
         return None  # no labels beside this teacher: the draw is random
     hard, _ = pseudo_targets(labels, "hard", weighted=False)
-    k = len(ctx.data.class_names)
-    ids = hard.reshape(len(hard), -1).long()
-    counts = torch.zeros((len(ids), k + 1), dtype=torch.long)
-    counts.scatter_add_(1, ids.clamp(max=k), torch.ones_like(ids))  # void (255) → the spare column k
-    return (counts[:, :k].float() / ids.shape[1] >= (SHOWN_SHARE if ids.shape[1] > 1 else 1.0)).numpy()
+    return ctx.task.label_kind.classes_shown(hard, len(ctx.data.class_names), SHOWN_SHARE).numpy()
 
 
 def int8_artifacts(rm: RunModel, ctx: RunContext, fp32: Artifact, opts: Options, log, check: Checker,
@@ -134,10 +130,12 @@ def int8_artifacts(rm: RunModel, ctx: RunContext, fp32: Artifact, opts: Options,
     from mke.calib.budget import quantize_within_budget
     from mke.calib.quantize import quantize_int8, quantize_int8_cpu
 
+    points = ctx.task.label_kind.points   # the budget is in points of full scale: mAP 0.01 = 1 point
+
     def evaluate(path) -> float:
         if Path(path) == fp32.path:  # the budget's reference: measured already, the same way
-            return fp32.parity.metric
-        return check(Path(path)).metric
+            return fp32.parity.metric * points
+        return check(Path(path)).metric * points
 
     arts = []
     with tempfile.TemporaryDirectory(prefix=f".{rm.name}.calibration-", dir=opts.out) as work:

@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from mke.calib.samples import load_calibration, model_inputs
-from mke.export.artifacts import FORMATS, Artifact, Parity, engine_tolerance, fail, markdown_table
+from mke.export.artifacts import FORMATS, Artifact, Parity, agreement, engine_tolerance, fail, markdown_table
 from mke.export.trt_readiness import check_onnx, model_stem
 from mke.runtime.errors import MkeError
 from mke.runtime.fileio import write_json, write_text
@@ -65,17 +65,6 @@ def wanted_precisions(path: Path, files: dict[str, Path], opts: OnnxOptions) -> 
     if not wanted:
         wanted = [p for p, (_, source) in ENGINES.items() if files[source] == path]
     return wanted
-
-
-def predictions(kind: str, logits: np.ndarray) -> np.ndarray:
-    """What a model predicts from its scores (classes in axis 1): the class, or for multilabel each class's
-    yes / no at probability 0.5."""
-    return logits > 0 if kind == "multilabel" else logits.argmax(axis=1)
-
-
-def agreement(kind: str, reference: np.ndarray, other: np.ndarray) -> float:
-    """% of predictions (samples, pixels, or sample × class for multilabel) on which two models agree."""
-    return float((predictions(kind, reference) == predictions(kind, other)).mean() * 100)
 
 
 def compare(kind: str, logits: np.ndarray, source: np.ndarray, reference: np.ndarray) -> Parity:

@@ -4,10 +4,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from mke.export.artifacts import Parity
+from mke.export.artifacts import Parity, agreement
 from mke.runtime.onnxrt import ort_session  # noqa: F401  (mke.export's CPU sessions: the one factory)
 from mke.train.data import Split
-from mke.train.metrics import class_ids, score
+from mke.train.metrics import score
 
 
 def ort_predict(session, split: Split, names: list[str], batch: int = 1) -> torch.Tensor:
@@ -21,6 +21,8 @@ def ort_predict(session, split: Split, names: list[str], batch: int = 1) -> torc
 
 
 def parity(reference: torch.Tensor, logits: torch.Tensor, kind: str, targets: torch.Tensor) -> Parity:
-    agree = (class_ids(reference) == class_ids(logits)).float().mean().item() * 100
+    """max |Δ| to the PyTorch model's scores, the % of predictions that agree (`agreement`: classes, or
+    each class's yes / no for multilabel), and both models' metric on the test split."""
+    agree = agreement(kind, reference.numpy(), logits.numpy())
     return Parity(float((reference - logits).abs().max()), agree, score(kind, logits, targets),
                   score(kind, reference, targets))

@@ -96,8 +96,9 @@ def build_parser() -> argparse.ArgumentParser:
     out.add_argument("--stats-every", type=float, default=5.0, help="seconds between stats lines (0: none)")
     out.add_argument("--alpha", type=float, default=0.5, help="opacity of the segmentation colours (0..1)")
     out.add_argument("--truth", type=Path, metavar="FILE.json",
-                     help="score the model's top class at the moments this file names against their true class "
-                          "(the built-in audio-visual replay.json): train/serve agreement on a recording")
+                     help="score the model at the moments this file names against their truth (the built-in "
+                          "replay.json): accuracy of the top class, or for a multilabel model mAP and exact "
+                          "matches: train/serve agreement on a recording")
     bench = p.add_argument_group("benchmark")
     bench.add_argument("--benchmark", action="store_true",
                        help="end-to-end vs model-only throughput and the preprocessing share, side by side")
@@ -149,7 +150,7 @@ def _sinks(args, spec) -> list:
         if args.truth:
             from mke.runtime.live.sinks.truth import TruthSink
 
-            sinks.append(TruthSink(args.truth, spec.classes))
+            sinks.append(TruthSink(args.truth, spec.classes, kind=spec.kind))
     except BaseException:
         for sink in sinks:
             sink.abort()
@@ -172,9 +173,15 @@ def _print_summary(summary: dict, sinks: list, args, log) -> None:
                for s in sinks if hasattr(s, "path")]
     if "truth" in summary:
         t = summary["truth"]
-        accuracy = "–" if t["accuracy"] is None else f"{t['accuracy']:.2f} %"
-        log(f"  truth ({t['file']}): accuracy {accuracy} on {t['scored']} of {t['moments']} moments "
-            f"({t['correct']} right, {t['missed']} missed)")
+        if "map" in t:
+            ap = "–" if t["map"] is None else f"{t['map']:.3f}"
+            exact = "–" if t["exact"] is None else f"{t['exact']:.2f} %"
+            log(f"  truth ({t['file']}): mAP {ap}, exactly the true classes {exact} on {t['scored']} of "
+                f"{t['moments']} moments ({t['correct']} exact, {t['missed']} missed)")
+        else:
+            accuracy = "–" if t["accuracy"] is None else f"{t['accuracy']:.2f} %"
+            log(f"  truth ({t['file']}): accuracy {accuracy} on {t['scored']} of {t['moments']} moments "
+                f"({t['correct']} right, {t['missed']} missed)")
     if args.stats_json:
         written.append(str(args.stats_json))
     if written:

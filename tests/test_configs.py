@@ -71,7 +71,22 @@ def ravdess(tmp_path):
             "teacher.optim.epochs=1"]
 
 
-TINY_DATA = {f.__name__: f for f in (twomoon, rgbd, nyuv2, av, ravdess)}  # task → overrides: tiny sizes, data written
+def events(tmp_path):
+    return ["seeds=1", "workers=1", f"data.cache_dir={tmp_path / 'cache'}",
+            "data.clips={labeled: 8, unlabeled: 8, val: 2, test: 8}", "data.image={size: 32}",
+            "data.replay={clips: 1, fps: 10, size: 64}", "teacher.optim.epochs=1"]
+
+
+def vggsound(tmp_path):
+    _dataset_writers_importable()
+    from test_vggsound_task import TINY, TINY_DATA as CLIPS, write_tree
+
+    data = {**write_tree(tmp_path / "av", tmp_path / "cache"), **CLIPS}
+    return ["seeds=1", "workers=1", *(f"data.{key}={json.dumps(value)}" for key, value in data.items()), *TINY,
+            "teacher.optim.epochs=1"]
+
+
+TINY_DATA = {f.__name__: f for f in (twomoon, rgbd, nyuv2, av, ravdess, events, vggsound)}  # task → overrides: tiny sizes, data written
 
 
 class FirstStageDone(Exception):

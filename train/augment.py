@@ -3,9 +3,11 @@
 transformation T for segmentation (the paper: flip + scale in [0.5, 1.75]) — an optional
 photometric jitter of the colour input alone (`color`), which changes appearance but never geometry
 or labels, and, for recognition (one label per sample, which no geometry changes), a random shift of
-the images (`shift`, camera jitter). Each input's treatment comes from its modality
+the images (`shift`, camera jitter) and the silencing of a share of the samples' sound where they also
+have pictures (`mute`, a microphone dropping out). Each input's treatment comes from its modality
 (`mke.runtime.modalities`): `nearest` ones (depth) are resized with nearest neighbours,
-`photometric` ones (rgb, rgb_clip) take the jitter, `image` ones are shifted. Image sequences
+`photometric` ones (rgb, rgb_clip) take the jitter, `image` ones are shifted, the frame's `audio`
+field's (audio, mfcc, log_mel) are muted. Image sequences
 (N, T, C, H, W) are treated image by image, alike across their T images.
 """
 from __future__ import annotations
@@ -127,11 +129,27 @@ def nearest_inputs(kinds: Mapping[str, str]) -> tuple[str, ...]:
     return tuple(name for name, kind in kinds.items() if get_modality(kind).nearest)
 
 
+def mute_sound(batch: Split, p: float, generator: torch.Generator, kinds: Mapping[str, str]) -> Split:
+    """Each sample's sound inputs (modalities of the frame's `audio` field) set to 0 — their standardised
+    mean — with probability `p`, when the sample has other inputs: the microphone drops out, the camera
+    still sees, and the model must recognise from the picture alone. A model that only hears is left
+    alone (it would have nothing to go on)."""
+    if not 0.0 <= p < 1.0:
+        raise MkeError(f"augmentation 'mute' is a probability in [0, 1), got {p}")
+    sound = {m for m in batch.inputs if get_modality(kinds[m]).field == "audio"}
+    if not sound or len(sound) == len(batch.inputs) or p == 0.0:
+        return batch
+    keep = (torch.rand(len(batch), generator=generator) >= p)
+    return Split({m: x * keep.view(-1, *[1] * (x.dim() - 1)).to(x.dtype) if m in sound else x
+                  for m, x in batch.inputs.items()}, batch.targets, batch.weights)
+
+
 def augment_batch(batch: Split, params: dict, generator: torch.Generator, kinds: Mapping[str, str]) -> Split:
     """The task's augmentation: `color` jitter on the photometric inputs, then flip / scale / crop on all,
-    then `shift` (pixels) of the images of recognition samples; `kinds` = {input name: modality kind}
-    says which input is which."""
-    known = {"flip", "scale", "color", "shift"}
+    then `shift` (pixels) of the images of recognition samples, then `mute` (a share of the samples'
+    sound silenced where they also have pictures); `kinds` = {input name: modality kind} says which
+    input is which."""
+    known = {"flip", "scale", "color", "shift", "mute"}
     unknown = set(params) - known
     if unknown:
         raise MkeError(f"unknown augmentation parameter(s) {sorted(unknown)}; known: {sorted(known)}")
@@ -152,4 +170,6 @@ def augment_batch(batch: Split, params: dict, generator: torch.Generator, kinds:
                            "uses 'scale' (resize and crop) instead")
         batch = Split({m: shift_images(x, shift, generator) if get_modality(kinds[m]).image else x
                        for m, x in batch.inputs.items()}, batch.targets, batch.weights)
+    if params.get("mute"):
+        batch = mute_sound(batch, float(params["mute"]), generator, kinds)
     return batch

@@ -40,6 +40,7 @@ class LabelKind(ABC):
     name: str = ""        # a task kind: mke.runtime.spec.TASK_KINDS
     metric: str = ""      # the metric's name in metrics.json
     dense: bool = False   # one prediction per pixel: the output keeps the spatial size of the image inputs
+    points: float = 1.0   # budget points (1/100 of full scale) in one unit of the metric: % metrics 1, mAP (0–1) 100
 
     # ---- activation: class scores (logits) → probabilities
     @abstractmethod
@@ -73,6 +74,16 @@ class LabelKind(ABC):
     @abstractmethod
     def nbytes(self, stored) -> int:
         """Bytes the stored soft labels take."""
+
+    @abstractmethod
+    def classes_shown(self, hard: torch.Tensor, num_classes: int, min_share: float) -> torch.Tensor:
+        """bool (N, K): which classes the hard labels give each sample (per-pixel labels: at least
+        `min_share` of its pixels)."""
+
+    @abstractmethod
+    def true_targets(self, labels) -> torch.Tensor:
+        """A dataset's true labels (numpy or torch) as this kind's hard targets: class ids (int64) for a
+        single-label kind, 0/1 per class (uint8) for multilabel."""
 
     @abstractmethod
     def true_as(self, labels: torch.Tensor, like) -> torch.Tensor:
@@ -159,6 +170,16 @@ class SingleLabel(LabelKind):
     def nbytes(self, stored) -> int:
         return stored.nbytes if isinstance(stored, TopKProbs) else stored.numel() * stored.element_size()
 
+    def true_targets(self, labels) -> torch.Tensor:
+        return torch.as_tensor(labels).long()
+
+    def classes_shown(self, hard: torch.Tensor, num_classes: int, min_share: float) -> torch.Tensor:
+        k = num_classes
+        ids = hard.reshape(len(hard), -1).long()
+        counts = torch.zeros((len(ids), k + 1), dtype=torch.long)
+        counts.scatter_add_(1, ids.clamp(max=k), torch.ones_like(ids))  # void (255) → the spare column k
+        return counts[:, :k].float() / ids.shape[1] >= (min_share if ids.shape[1] > 1 else 1.0)
+
     def true_as(self, labels: torch.Tensor, like) -> torch.Tensor:
         if isinstance(like, TopKProbs):
             return TopKProbs.from_labels(labels, like.values.shape[1], like.num_classes)
@@ -216,6 +237,7 @@ class Multilabel(LabelKind):
 
     name = "multilabel"
     metric = "map"
+    points = 100.0
     threshold = MULTILABEL_THRESHOLD   # a hard label's class is on where its probability reaches this
 
     def activate(self, scores: torch.Tensor) -> torch.Tensor:
@@ -251,6 +273,15 @@ class Multilabel(LabelKind):
 
     def nbytes(self, stored) -> int:
         return stored.numel() * stored.element_size()
+
+    def true_targets(self, labels) -> torch.Tensor:
+        labels = torch.as_tensor(labels)
+        if labels.dim() != 2 or not bool(((labels == 0) | (labels == 1)).all()):
+            raise MkeError(f"multilabel targets must be 0/1 per class, (N, K); got {labels.dtype} {tuple(labels.shape)}")
+        return labels.to(torch.uint8)
+
+    def classes_shown(self, hard: torch.Tensor, num_classes: int, min_share: float) -> torch.Tensor:
+        return hard.reshape(len(hard), num_classes).bool()
 
     def true_as(self, labels: torch.Tensor, like) -> torch.Tensor:
         return labels.to(like.dtype)

@@ -165,6 +165,18 @@ def segmentation_examples(run, task, data) -> Path:
     return _save(fig, run.figures_dir / "examples.png")
 
 
+def _teacher_and_students(run) -> tuple[dict, int, list[tuple[str, Path]]]:
+    """The run's config, the report's example seed, and (title, checkpoint) of its teacher, UM student and
+    MM student (headline setting) that exist."""
+    from mke.train.runs import headline_student, run_config
+
+    cfg = run_config(run)
+    seed = cfg["report"]["example_seed"] % cfg["seeds"]
+    models = [("UM teacher", run.teacher(seed))]
+    models += [(m, headline_student(run, cfg, seed, m)) for m in ("UM student", "MM student")]
+    return cfg, seed, [(title, path) for title, path in models if path is not None and path.is_file()]
+
+
 def confusion_matrices(run, task, data) -> Path:
     """Row-normalised confusion matrices on the test split (torchmetrics) of the teacher, the UM student
     and the MM student (headline setting) of the report's example seed."""
@@ -172,13 +184,9 @@ def confusion_matrices(run, task, data) -> Path:
 
     from mke.train.fit import predict
     from mke.train.metrics import class_ids
-    from mke.train.runs import headline_student, load_model, run_config
+    from mke.train.runs import load_model
 
-    cfg = run_config(run)
-    seed = cfg["report"]["example_seed"] % cfg["seeds"]
-    models = [("UM teacher", run.teacher(seed))]
-    models += [(m, headline_student(run, cfg, seed, m)) for m in ("UM student", "MM student")]
-    models = [(title, path) for title, path in models if path is not None and path.is_file()]
+    cfg, seed, models = _teacher_and_students(run)
     names, k = data.class_names, data.num_classes
     fig, axes = plt.subplots(1, len(models), figsize=(3.6 * len(models), 3.4), squeeze=False)
     for ax, (title, path) in zip(axes[0], models):
@@ -200,3 +208,34 @@ def confusion_matrices(run, task, data) -> Path:
     fig.suptitle(f"{task.title}: test confusion (% of each true class), seed {seed}", fontsize=9)
     fig.tight_layout(rect=(0, 0, 1, 0.94))
     return _save(fig, run.figures_dir / "confusion.png")
+
+
+def class_average_precision(run, task, data) -> Path:
+    """Average precision of each class on the test split (torchmetrics) for the teacher, the UM student and
+    the MM student (headline setting) of the report's example seed: a multilabel task's per-class view,
+    where a confusion matrix has no meaning."""
+    from torchmetrics.functional.classification import multilabel_average_precision
+
+    from mke.train.fit import predict
+    from mke.train.runs import load_model
+
+    cfg, seed, models = _teacher_and_students(run)
+    names, k = data.class_names, data.num_classes
+    targets = data.test.targets.long()
+    x = np.arange(k + 1)
+    width = 0.8 / max(1, len(models))
+    fig, ax = plt.subplots(figsize=(min(0.75 * (k + 1) + 2, 24.0), 3.6))   # 63 classes: 24 in, small labels
+    for i, (title, path) in enumerate(models):
+        model, meta = load_model(cfg, task, path)
+        probs = torch.sigmoid(predict(model, data.test.select(meta["modalities"]), batch_size=256).float())
+        ap = multilabel_average_precision(probs, targets, k, average=None).numpy()
+        ax.bar(x + (i - (len(models) - 1) / 2) * width, list(ap) + [float(ap.mean())], width,
+               label=f"{title} ({' + '.join(meta['modalities'])}): mAP {ap.mean():.3f}")
+    ax.set_xticks(x, list(names) + ["mean"], rotation=45 if k <= 20 else 90, ha="right" if k <= 20 else "center",
+                  fontsize=8 if k <= 20 else 6)
+    ax.set_ylabel("average precision (test)")
+    ax.set_ylim(0.0, 1.05)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.28), ncol=len(models), frameon=False)
+    ax.set_title(f"{task.title}: average precision per class, seed {seed}", fontsize=9)
+    fig.tight_layout()
+    return _save(fig, run.figures_dir / "class_ap.png")

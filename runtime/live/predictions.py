@@ -23,11 +23,16 @@ class Prediction:
     top: list[tuple[str, float]] = field(default_factory=list)        # classification / multilabel: (class, p)
     labels: np.ndarray | None = field(default=None, repr=False)       # segmentation: (h, w) class ids
     shares: dict[str, float] = field(default_factory=dict)            # segmentation: class → pixel fraction
+    scores: np.ndarray | None = field(default=None, repr=False)       # multilabel: every class's probability (K,)
+    classes: tuple[str, ...] = ()                                     # … in this order
 
     def to_json(self) -> dict:
         if self.kind == "segmentation":
             return {"classes": {k: round(v, 4) for k, v in self.shares.items()}}
-        return {"top": [[name, round(p, 4)] for name, p in self.top]}
+        out = {"top": [[name, round(p, 4)] for name, p in self.top]}
+        if self.scores is not None:
+            out["scores"] = {name: round(float(p), 4) for name, p in zip(self.classes, self.scores)}
+        return out
 
 
 def _softmax(x: np.ndarray, axis: int) -> np.ndarray:
@@ -132,7 +137,8 @@ class MultilabelDecoder(Decoder):
         probs = _sigmoid(_per_sample(logits, len(spec.classes)))
         on = probs >= np.asarray(spec.class_thresholds, dtype=probs.dtype)
         order = [i for i in np.argsort(-probs, kind="stable") if on[i]][:top_k]
-        return Prediction(self.kind, top=[(spec.classes[i], float(probs[i])) for i in order])
+        return Prediction(self.kind, top=[(spec.classes[i], float(probs[i])) for i in order], scores=probs,
+                          classes=tuple(spec.classes))
 
 
 def decode(outputs: dict[str, np.ndarray], spec: ModelSpec, top_k: int = 3) -> Prediction:

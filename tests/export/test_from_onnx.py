@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from mke.calib.samples import save_calibration
-from mke.export.artifacts import FORMATS, Artifact, Parity
-from mke.export.from_onnx import agreement, check_engine, compare, model_files
+from mke.export.artifacts import FORMATS, Artifact, Parity, agreement
+from mke.export.from_onnx import check_engine, compare, model_files
 from mke.runtime.errors import MkeError
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "runtime" / "live"))

@@ -140,3 +140,20 @@ def test_precision_choices():
         resolve_precision("half", "cpu")
     with pytest.raises(MkeError, match="needs a GPU"):
         autocast("cpu", "fp16")
+
+
+def test_mute_silences_the_sound_of_a_share_of_the_samples_that_also_have_pictures():
+    from mke.train.augment import augment_batch
+
+    g = torch.Generator().manual_seed(0)
+    kinds = {"audio": "log_mel", "rgb": "rgb_clip"}
+    batch = Split({"audio": torch.ones(400, 1, 4, 5), "rgb": torch.ones(400, 2, 3, 4, 4)}, torch.ones(400, 3))
+    out = augment_batch(batch, {"mute": 0.25}, g, kinds)
+    silent = (out.inputs["audio"] == 0).flatten(1).all(1)
+    assert ((out.inputs["audio"] == 0) | (out.inputs["audio"] == 1)).all()   # whole samples, nothing in between
+    assert 70 < int(silent.sum()) < 130                                        # about a quarter of 400
+    assert torch.equal(out.inputs["rgb"], batch.inputs["rgb"]) and torch.equal(out.targets, batch.targets)
+    hearing_only = Split({"audio": torch.ones(8, 1, 4, 5)}, torch.ones(8, 3))  # nothing else to go on: unmuted
+    assert torch.equal(augment_batch(hearing_only, {"mute": 0.9}, g, kinds).inputs["audio"], hearing_only.inputs["audio"])
+    with pytest.raises(MkeError, match="probability"):
+        augment_batch(batch, {"mute": 1.0}, g, kinds)

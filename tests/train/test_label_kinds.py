@@ -278,3 +278,24 @@ def test_a_multilabel_task_trains_through_every_stage_on_its_own_mathematics(tmp
     assert value["MM student"] > value["UM teacher"] + 0.02, value
     pl = metrics["pseudo_labels"]
     assert 0.5 < pl["score_on_unlabeled"] <= 1.0 and pl["bytes_per_sample"] == 3 * 2 + 2  # fp16 per class, ω
+
+
+def test_true_targets_are_class_ids_or_0_1_per_class():
+    import numpy as np
+
+    assert SINGLE.true_targets(np.array([2, 0])).dtype == torch.int64
+    on = MULTI.true_targets(np.array([[1.0, 0.0], [0.0, 1.0]], np.float32))
+    assert on.dtype == torch.uint8 and on.tolist() == [[1, 0], [0, 1]]
+    with pytest.raises(MkeError, match="0/1 per class"):
+        MULTI.true_targets(np.array([[0.5, 0.0]]))
+    with pytest.raises(MkeError, match=r"\(N, K\)"):
+        MULTI.true_targets(np.array([1, 0]))
+
+
+def test_classes_shown_per_sample_for_the_calibration_draw():
+    # classification: the one class; segmentation: classes on at least the share of pixels (void aside)
+    assert SINGLE.classes_shown(torch.tensor([2, 0]), 3, 0.005).tolist() == [[False, False, True], [True, False, False]]
+    pixels = torch.tensor([[[0, 0], [0, 255]], [[1, 1], [1, 2]]])
+    assert SEG.classes_shown(pixels, 3, 0.3).tolist() == [[True, False, False], [False, True, False]]
+    # multilabel: the hard labels themselves
+    assert MULTI.classes_shown(torch.tensor([[1, 0, 1]], dtype=torch.uint8), 3, 0.005).tolist() == [[True, False, True]]

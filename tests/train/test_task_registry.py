@@ -13,7 +13,7 @@ from mke.train.config import with_defaults
 from mke.train.data import MKEData, Split
 from mke.train.methods import Regularization
 from mke.train.models.mlp import ModalityMLP
-from mke.train.tasks import PLANNED, get_task, register_task, registered_tasks
+from mke.train.tasks import PLANNED, get_task, register_task, registered_tasks, task_names
 from mke.train.tasks.base import Task
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -104,14 +104,14 @@ def test_a_module_registering_another_name_is_found_by_walking_the_package(tmp_p
         sys.modules.pop("mke.train.tasks.walk_probe_module", None)
 
 
-def test_every_built_task_is_registered_and_planned_ones_say_so():
+def test_every_built_task_is_registered_and_planned_ones_say_so(monkeypatch):
     built = registered_tasks()
-    assert {"twomoon", "rgbd", "nyuv2"} <= set(built)
+    assert {"twomoon", "rgbd", "nyuv2", "av", "ravdess", "events", "vggsound"} <= set(built)
     assert all(built[name].name == name for name in built)
-    for name in PLANNED:
-        if name not in built:
-            with pytest.raises(MkeError, match=f"task '{name}' is not built yet"):
-                get_task(name)
+    monkeypatch.setitem(PLANNED, "lidar_future", "a task declared before it is built")
+    with pytest.raises(MkeError, match="task 'lidar_future' is not built yet: a task declared before it is built"):
+        get_task("lidar_future")
+    assert task_names()[-1] == "lidar_future"
     with pytest.raises(MkeError, match=r"unknown task 'rgdb' \(did you mean 'rgbd'\?\); tasks: .*twomoon"):
         get_task("rgdb")
     with pytest.raises(MkeError, match="unknown task 'segmentation'"):

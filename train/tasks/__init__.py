@@ -18,8 +18,6 @@ from mke.train.label_kinds import LABEL_KINDS
 from mke.train.tasks.base import Task
 
 PLANNED: dict[str, str] = {
-    "vggsound": "AudioSet→VGGSound event recognition",
-    "events": "audio-visual event recognition on built-in data (multilabel)",
 }
 _TASKS: dict[str, type[Task]] = {}
 

@@ -39,6 +39,18 @@ class AudioVisualTask(Task):
     def class_names(self, cfg: dict) -> list[str]:
         return list(self.load_clips(cfg)["test"].class_names)
 
+    def check_clip_settings(self, cfg: dict, frames: int, period_s: float, clip_seconds: float) -> None:
+        """The data's clips (`frames` images `period_s` apart, `clip_seconds` of sound: data.clip_seconds /
+        data.frame_period_s) and the preprocessing must describe the same clip: MkeError names both keys."""
+        rgb, audio = self.input_params(cfg, "rgb"), self.input_params(cfg, "audio")
+        if int(rgb.get("frames", frames)) != frames or float(rgb.get("period_s", period_s)) != period_s:
+            raise MkeError(f"preprocess.rgb takes {rgb.get('frames')} images {rgb.get('period_s')} s apart, but the "
+                           f"clips have {frames} (data.clip_seconds={clip_seconds:g} / data.frame_period_s="
+                           f"{period_s:g}): set preprocess.rgb.frames={frames} and preprocess.rgb.period_s={period_s:g}")
+        if "seconds" in audio and float(audio["seconds"]) > clip_seconds + 1e-9:
+            raise MkeError(f"preprocess.audio.seconds={audio['seconds']:g} is longer than the clips "
+                           f"(data.clip_seconds={clip_seconds:g}): set it to {clip_seconds:g} or less")
+
     def prepare(self, cfg: dict, progress: bool) -> None:
         self.load_clips(cfg, progress)
 
@@ -52,7 +64,7 @@ class AudioVisualTask(Task):
             else:
                 x = [modality(track[None], params, rate=clips.sample_rate) for track in clips.audio]
             inputs[name] = torch.from_numpy(np.stack(x))
-        return Split(inputs, torch.from_numpy(clips.labels).long())
+        return Split(inputs, self.label_kind.true_targets(clips.labels))
 
     def build_data(self, cfg: dict) -> MKEData:
         clips = self.load_clips(cfg)
@@ -74,8 +86,12 @@ class AudioVisualTask(Task):
         m = cfg["model"]
         channels = {name: self.input_modality(name).input_shape(self.input_params(cfg, name))[-3]
                     for name in modalities}  # (…, C, H, W)
-        return AVNet(channels, len(self.class_names(cfg)), m["widths"], m["pool"], m["downsample"], m["hidden"],
-                     dropout=reg.dropout, hidden_noise=reg.hidden_noise)
+        missing = [name for name in modalities if name not in m.get("branches", {})]
+        if missing:
+            raise MkeError(f"model.branches has no entry for the input {missing[0]!r} (an arch and its settings, "
+                           f"mke.train.models.branches)")
+        return AVNet(channels, len(self.class_names(cfg)), m["branches"], m["hidden"], dropout=reg.dropout,
+                     hidden_noise=reg.hidden_noise)
 
     def augment(self, batch: Split, params: dict, generator: torch.Generator) -> Split:
         return augment_batch(batch, params, generator, self.input_kinds)

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 
-from mke.runtime.errors import MkeError
 from mke.train.tasks import register_task
 from mke.train.tasks.audiovisual import AudioVisualTask
 
@@ -28,21 +27,10 @@ class RavdessTask(AudioVisualTask):
                   "this run used.")
 
     def check_settings(self, cfg: dict) -> None:
-        """The data's window and the preprocessing must describe the same clip: MkeError names both keys."""
         from mke.train.datasets.ravdess import data_settings, frame_times
 
         s = data_settings(cfg["data"])
-        frames = len(frame_times(s))
-        rgb, audio = self.input_params(cfg, "rgb"), self.input_params(cfg, "audio")
-        period = s["frame_period_s"]
-        if int(rgb.get("frames", frames)) != frames or float(rgb.get("period_s", period)) != period:
-            raise MkeError(f"preprocess.rgb takes {rgb.get('frames')} images {rgb.get('period_s')} s apart, but the "
-                           f"clips have {frames} (data.clip_seconds={s['clip_seconds']:g} / data.frame_period_s="
-                           f"{s['frame_period_s']:g}): set preprocess.rgb.frames={frames} and "
-                           f"preprocess.rgb.period_s={s['frame_period_s']:g}")
-        if "seconds" in audio and float(audio["seconds"]) > s["clip_seconds"] + 1e-9:
-            raise MkeError(f"preprocess.audio.seconds={audio['seconds']:g} is longer than the clips "
-                           f"(data.clip_seconds={s['clip_seconds']:g}): set it to {s['clip_seconds']:g} or less")
+        self.check_clip_settings(cfg, len(frame_times(s)), s["frame_period_s"], s["clip_seconds"])
 
     def load_clips(self, cfg: dict, progress: bool = False) -> dict:
         from mke.train.datasets.ravdess import load_ravdess

@@ -100,6 +100,9 @@ class Overlay:
         scale = text_scale(image.shape[0])
         _, text_h, base = text_box("Ag", scale)
         row = text_h + base + 2 * PAD + 2
+        if not prediction.top and prediction.scores is not None:   # multilabel: every class under its threshold
+            _backing(image, (MARGIN, MARGIN), (MARGIN + 2 * PAD + text_box("none over threshold", scale)[0], MARGIN + row - 2))
+            _label(image, "none over threshold", (MARGIN + PAD, MARGIN + PAD + text_h), scale)
         for k, (name, p) in enumerate(prediction.top):
             top = MARGIN + k * row
             width = int(p * image.shape[1] * 0.4)

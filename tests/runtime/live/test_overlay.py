@@ -64,3 +64,18 @@ def test_the_status_line_fits_the_frame(h, w):
 def test_text_is_sized_to_the_frame():
     small, large = (text_box("Ag", text_scale(h))[1] for h in (240, 480))
     assert 7 <= small <= 12 and 1.6 <= large / small <= 2.4
+
+
+def test_a_multilabel_overlay_lists_the_events_over_threshold_or_says_there_are_none():
+    spec = ModelSpec(task="events", kind="multilabel", classes=["dog", "siren"], colors=[[0, 0, 0]] * 2,
+                     inputs=[InputSpec("audio", [1, 1, 64, 101], {"kind": "log_mel"})], outputs=[OutputSpec("logits", [1, 2])])
+    frame = LiveFrame(index=0, timestamp_s=0.0, arrival_s=0.0, rgb=np.full((240, 320, 3), 128, np.uint8))
+    overlay = Overlay(spec, alpha=0.5)
+    scores = np.array([0.9, 0.2], np.float32)
+    one = overlay.render(frame, Prediction("multilabel", top=[("dog", 0.9)], scores=scores, classes=("dog", "siren")))
+    none = overlay.render(frame, Prediction("multilabel", top=[], scores=scores * 0.1, classes=("dog", "siren")))
+    _, text_h, base = text_box("Ag", text_scale(240))
+    band = slice(MARGIN, MARGIN + text_h + base + 2 * PAD)        # the first row
+    assert (one[band, :, 1] > 170).any()                          # the green bar of "dog 0.90"
+    assert _white(none[band]).sum() > 20                          # "none over threshold" in white
+    assert not _white(none[band.stop + 2:]).any()                 # and nothing below it
