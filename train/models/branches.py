@@ -70,6 +70,10 @@ class FrameBranch(nn.Module):
             return h.mean(dim=(2, 3))
         return torch.cat([h.mean(dim=(2, 3)), h.amax(dim=(2, 3))], dim=1)
 
+    def per_image(self, x: torch.Tensor) -> torch.Tensor:
+        """A clip (N, T, C, H, W) → its images' features as a sequence (N, T, image_features)."""
+        return self._spatial(self.body(x.flatten(0, 1))).view(x.shape[0], x.shape[1], -1)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         steps = x.shape[1] if x.dim() == 5 else 0
         h = self._spatial(self.body(x.flatten(0, 1) if steps else x))

@@ -1,0 +1,116 @@
+"""The DMD student network (issue 15, not wired into mke-train yet): shapes of the exported and the
+training paths, graph distillation's edge weights and detached teachers, the decoupling losses by
+hand, FP16-safe masks, and the exported path in ONNX Runtime against PyTorch."""
+import numpy as np
+import pytest
+import torch
+
+from mke.runtime.errors import MkeError
+from mke.train.models.branches import build_branch
+from mke.train.models.dmd import (MASK_NEGATIVE, DMDNet, DMDParts, GraphDistillation, ImageSequence, SpectrogramFrames,
+                                  attention_mask, margin_loss, masked_mean, orthogonality_loss, positional_table,
+                                  reconstruction_loss)
+
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+K = 5
+
+
+def tiny_dmd(**over):
+    frames = ImageSequence(build_branch(3, {"arch": "cnn", "widths": [4, 8], "pool": "max"}))
+    args = dict(sequences={"rgb": (frames, frames.out_features), "audio": (SpectrogramFrames(), 8)},
+                lengths={"rgb": 4, "audio": 21}, num_classes=K, width=16, heads=4, layers=1,
+                kernels={"rgb": (3, 3, 3), "audio": (5, 3, 3)})
+    return DMDNet(**{**args, **over})
+
+
+def inputs(n=3, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    return {"rgb": torch.randn(n, 4, 3, 16, 16, generator=g), "audio": torch.randn(n, 1, 8, 21, generator=g)}
+
+
+def test_the_exported_path_gives_class_scores_and_training_gets_every_part():
+    torch.manual_seed(0)
+    model = tiny_dmd().eval()
+    x = inputs()
+    scores = model(**x)
+    assert scores.shape == (3, K) and not torch.allclose(scores[0], scores[1])
+    parts = model.forward_train(**x)
+    assert isinstance(parts, DMDParts) and torch.allclose(parts.logits, scores, atol=1e-6)
+    assert {n: tuple(t.shape) for n, t in parts.shared.items()} == {"rgb": (3, 4, 16), "audio": (3, 21, 16)}
+    assert parts.rebuilt["audio"].shape == parts.projected["audio"].shape
+    assert parts.homo_logits["rgb"].shape == parts.hetero_logits["audio"].shape == (3, K)
+    with pytest.raises(MkeError, match="built for 21"):
+        model(rgb=x["rgb"], audio=torch.randn(3, 1, 8, 30))
+    with pytest.raises(MkeError, match="two or more inputs"):
+        DMDNet({"rgb": (SpectrogramFrames(), 8)}, {"rgb": 4}, K)
+
+
+def test_graph_distillation_weights_sum_to_one_per_receiver_and_the_teacher_only_sends():
+    torch.manual_seed(0)
+    gd = GraphDistillation(K, 6)
+    logits = {n: torch.randn(4, K, requires_grad=True) for n in ("teacher", "rgb", "audio")}
+    feats = {n: torch.randn(4, 6, requires_grad=True) for n in ("teacher", "rgb", "audio")}
+    loss, w = gd(logits, feats, senders=("teacher",))
+    assert set(w) == {("rgb", "audio"), ("teacher", "audio"), ("audio", "rgb"), ("teacher", "rgb")}
+    for receiver in ("rgb", "audio"):
+        total = sum(v for (j, i), v in w.items() if i == receiver)
+        assert torch.allclose(total, torch.ones(4))
+    loss.backward()
+    assert logits["teacher"].grad is None and feats["teacher"].grad is None   # detached wherever it teaches
+    assert logits["rgb"].grad is not None and logits["rgb"].grad.abs().sum() > 0
+
+
+def test_graph_distillation_loss_by_hand_with_two_nodes():
+    gd = GraphDistillation(2, 1)
+    a = {"x": torch.tensor([[1.0, 2.0]]), "y": torch.tensor([[0.0, 0.0]])}
+    f = {"x": torch.tensor([[3.0]]), "y": torch.tensor([[1.0]])}
+    loss, w = gd(a, f)
+    # one source per receiver: weight 1; |x−y| over logits 1.5 + over features 2 → 3.5, both directions
+    assert w[("y", "x")].item() == pytest.approx(1.0)
+    assert loss.item() == pytest.approx(7.0)
+
+
+def test_decoupling_losses_by_hand():
+    s = torch.tensor([[[1.0, 0.0], [0.0, 2.0]]])
+    parts = DMDParts(logits=None, projected={"a": s}, shared={"a": s}, private={"a": s}, rebuilt={"a": s},
+                     private_of_rebuilt={"a": s}, homo_logits={}, homo_features={}, hetero_logits={},
+                     hetero_features={}, valid={})
+    assert orthogonality_loss(parts).item() == pytest.approx(1.0)          # parallel: cos² = 1
+    parts.private = {"a": torch.tensor([[[0.0, 3.0], [-1.0, 0.0]]])}
+    assert orthogonality_loss(parts).item() == pytest.approx(0.0)          # orthogonal
+    parts.private_of_rebuilt = {"a": parts.private["a"] + 1.0}
+    assert reconstruction_loss(parts).item() == pytest.approx(1.0)          # rebuilt exact, cycle off by 1
+    # margin: two classes already 1 apart in cosine distance → no loss; collapsed → the margin
+    parts.homo_features = {"a": torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0], [0.0, 1.0]])}
+    classes = torch.tensor([0, 0, 1, 1])
+    assert margin_loss(parts, classes, 0.1).item() == pytest.approx(0.0)
+    parts.homo_features = {"a": torch.ones(4, 2)}
+    assert margin_loss(parts, classes, 0.1).item() == pytest.approx(0.1)
+
+
+def test_masks_are_finite_and_fp16_safe():
+    valid = torch.tensor([[True, True, False]])
+    mask = attention_mask(valid, target_len=2, heads=2)
+    assert mask.shape == (2, 2, 3) and mask[0, 0].tolist() == [0.0, 0.0, MASK_NEGATIVE]
+    assert torch.isfinite(torch.softmax(torch.full((3,), MASK_NEGATIVE, dtype=torch.float16), 0)).all()
+    assert attention_mask(None, 2, 2) is None
+    x = torch.tensor([[[1.0], [3.0], [100.0]]])
+    assert masked_mean(x, valid).item() == pytest.approx(2.0)
+    table = positional_table(4, 6)
+    assert table.shape == (4, 6) and table[0, 0] == 0 and table[0, 1] == 1
+
+
+def test_the_exported_path_runs_in_onnx_runtime_like_pytorch(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from mke.runtime.onnxrt import ort_session
+
+    torch.manual_seed(0)
+    model = tiny_dmd().eval()
+    x = inputs(1, seed=1)
+    path = tmp_path / "dmd.onnx"
+    torch.onnx.export(model, (), str(path), kwargs=x, input_names=["rgb", "audio"], output_names=["logits"],
+                      dynamo=True, opset_version=18)
+    got = ort_session(path).run(None, {k: v.numpy() for k, v in x.items()})[0]
+    with torch.no_grad():
+        want = model(**x).numpy()
+    assert np.abs(got - want).max() <= 1e-3

@@ -1,0 +1,275 @@
+"""Decoupled multimodal distillation (DMD; Li, Wang, Cui, CVPR 2023) as a multimodal student network.
+
+Each modality is a sequence — a clip's images (their per-image features) or its spectrogram's frames —
+that a 1D temporal convolution projects to a common width d. One *shared* encoder (the same weights
+for every modality) and one *private* encoder per modality split it into a homogeneous part (what the
+modalities have in common) and a heterogeneous part (what only this one has); a decoder per modality
+rebuilds the projected sequence from [private, shared]. Two graph-distillation units then let the
+modalities teach each other, with learned, per-sample edge weights: HomoGD over the shared features,
+HeteroGD over the private features after cross-modal attention (MulT-style: each modality's private
+sequence attends to the other's). The classifier reads both parts, pooled over time.
+
+Only `forward` (inputs → class scores) is the model that is exported and run live: fixed sequence
+lengths, a precomputed positional table, attention masks with a large finite negative (FP16-safe), no
+training-only module on its path. `forward_train` returns everything the DMD losses need
+(`DMDParts`); the losses are functions here, each pinned by a test. Nothing is created on a device
+inside the modules: the model runs wherever it is moved.
+
+Not wired into `mke-train` yet (issue 15): this module is the network and its losses.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from mke.runtime.errors import MkeError
+
+MASK_NEGATIVE = -1e4   # "no attention" for masked keys: finite, so FP16 softmax stays finite (−inf gives NaN rows)
+
+
+def positional_table(length: int, width: int) -> torch.Tensor:
+    """The sinusoidal positions of Vaswani et al. (L, d), computed once (a buffer, exported as a constant)."""
+    pos = torch.arange(length, dtype=torch.float32)[:, None]
+    freq = torch.exp(torch.arange(0, width, 2, dtype=torch.float32) * (-math.log(10000.0) / width))
+    table = torch.zeros(length, width)
+    table[:, 0::2] = torch.sin(pos * freq)
+    table[:, 1::2] = torch.cos(pos * freq)[:, :width // 2]
+    return table
+
+
+class ImageSequence(nn.Module):
+    """A clip (N, T, C, H, W) → the per-image features of a 2D branch (`branches.FrameBranch`), (N, T, F)."""
+
+    def __init__(self, branch: nn.Module):
+        super().__init__()
+        self.branch = branch
+        self.out_features = branch.image_features
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.branch.per_image(x)
+
+
+class SpectrogramFrames(nn.Module):
+    """A spectrogram (N, C, bands, frames) → its frames as a sequence (N, frames, C · bands)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x.flatten(1, 2).transpose(1, 2)
+
+
+class TemporalProjection(nn.Module):
+    """(N, L, F) → (N, L, d): 1D convolutions over time (`kernels`, e.g. 5, 3, 3), GELU between them."""
+
+    def __init__(self, in_features: int, width: int, kernels: tuple[int, ...]):
+        super().__init__()
+        layers, c = [], in_features
+        for i, k in enumerate(kernels):
+            if k % 2 == 0:
+                raise MkeError(f"DMD temporal kernels must be odd (the sequence keeps its length), got {kernels}")
+            layers.append(nn.Conv1d(c, width, k, padding=k // 2))
+            if i < len(kernels) - 1:
+                layers.append(nn.GELU())
+            c = width
+        self.body = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.body(x.transpose(1, 2)).transpose(1, 2)
+
+
+class CrossModalBlock(nn.Module):
+    """One MulT layer: the target sequence attends to the source sequence, then a feed-forward layer,
+    each with a residual connection and pre-normalisation."""
+
+    def __init__(self, width: int, heads: int, dropout: float = 0.0):
+        super().__init__()
+        self.norm_q, self.norm_kv, self.norm_ff = nn.LayerNorm(width), nn.LayerNorm(width), nn.LayerNorm(width)
+        self.attention = nn.MultiheadAttention(width, heads, dropout=dropout, batch_first=True)
+        self.ff = nn.Sequential(nn.Linear(width, 4 * width), nn.GELU(), nn.Linear(4 * width, width))
+
+    def forward(self, target: torch.Tensor, source: torch.Tensor, source_mask: torch.Tensor | None) -> torch.Tensor:
+        kv = self.norm_kv(source)
+        h, _ = self.attention(self.norm_q(target), kv, kv, attn_mask=source_mask, need_weights=False)
+        target = target + h
+        return target + self.ff(self.norm_ff(target))
+
+
+def attention_mask(valid: torch.Tensor | None, target_len: int, heads: int) -> torch.Tensor | None:
+    """An additive float mask (N·heads, L_target, L_source) from the source's valid steps (N, L_source):
+    0 where a key may be attended, MASK_NEGATIVE where it is padding; None when every step is valid."""
+    if valid is None:
+        return None
+    bias = (~valid).to(torch.float32) * MASK_NEGATIVE                      # (N, S)
+    return bias[:, None, :].expand(-1, target_len, -1).repeat_interleave(heads, dim=0)
+
+
+def masked_mean(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """The mean over time (N, L, d) → (N, d) of the valid steps only."""
+    if valid is None:
+        return x.mean(dim=1)
+    w = valid.to(x.dtype)[..., None]
+    return (x * w).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)
+
+
+class GraphDistillation(nn.Module):
+    """A graph-distillation unit. Nodes are modalities, each with its logits (N, K) and features (N, d);
+    the weight of the edge j → i (j teaches i) comes from a small network over the two nodes'
+    [logits, features], softmax-normalised over i's incoming edges, per sample. The loss sums, over
+    edges, weight × (L1 between the logits + L1 between the features), the teacher side detached;
+    nodes named in `senders` only teach (MKE's unimodal teacher)."""
+
+    def __init__(self, num_classes: int, width: int, hidden: int = 32):
+        super().__init__()
+        self.edge = nn.Sequential(nn.Linear(2 * (num_classes + width), hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(self, logits: dict[str, torch.Tensor], features: dict[str, torch.Tensor],
+                senders: tuple[str, ...] = ()) -> tuple[torch.Tensor, dict[tuple[str, str], torch.Tensor]]:
+        names = list(logits)
+        receivers = [n for n in names if n not in senders]
+        loss = logits[names[0]].new_zeros(())
+        weights: dict[tuple[str, str], torch.Tensor] = {}
+        for i in receivers:
+            sources = [j for j in names if j != i]
+            if not sources:
+                continue
+            node_i = torch.cat([logits[i], features[i]], dim=1)
+            scores = torch.cat([self.edge(torch.cat([node_i, torch.cat([logits[j], features[j]], dim=1).detach()],
+                                                    dim=1)) for j in sources], dim=1)   # (N, sources)
+            w = torch.softmax(scores, dim=1)
+            for k, j in enumerate(sources):
+                gap = (logits[i] - logits[j].detach()).abs().mean(dim=1) + \
+                      (features[i] - features[j].detach()).abs().mean(dim=1)   # per sample
+                loss = loss + (w[:, k] * gap).mean()
+                weights[(j, i)] = w[:, k].detach()
+        return loss, weights
+
+
+@dataclass
+class DMDParts:
+    """What one training forward pass gives the DMD losses (per modality name)."""
+
+    logits: torch.Tensor                        # (N, K) the fused classifier's
+    projected: dict[str, torch.Tensor]          # (N, L, d) each modality's projected sequence
+    shared: dict[str, torch.Tensor]             # (N, L, d)
+    private: dict[str, torch.Tensor]            # (N, L, d)
+    rebuilt: dict[str, torch.Tensor]            # (N, L, d) the decoder's reconstruction of `projected`
+    private_of_rebuilt: dict[str, torch.Tensor]  # (N, L, d) the private encoder on the reconstruction (cycle)
+    homo_logits: dict[str, torch.Tensor]        # (N, K) per modality, from its pooled shared features
+    homo_features: dict[str, torch.Tensor]      # (N, d)
+    hetero_logits: dict[str, torch.Tensor]      # (N, K) per modality, after cross-modal attention
+    hetero_features: dict[str, torch.Tensor]    # (N, d)
+    valid: dict[str, torch.Tensor | None]       # (N, L) bool, or None: every step valid
+
+
+class DMDNet(nn.Module):
+    """The DMD student over the inputs `sequences` = {name: (sequence encoder, its per-step features)}:
+    an encoder maps the input (N, …) to a sequence (N, L, F) (e.g. a per-image CNN over a clip, or a
+    spectrogram's frames) of fixed length `lengths[name]`."""
+
+    def __init__(self, sequences: dict[str, tuple[nn.Module, int]], lengths: dict[str, int], num_classes: int,
+                 width: int = 32, kernels: dict[str, tuple[int, ...]] | None = None, heads: int = 4,
+                 layers: int = 2, dropout: float = 0.0):
+        super().__init__()
+        if len(sequences) < 2:
+            raise MkeError(f"a DMD student needs two or more inputs to distil between, got {list(sequences)}")
+        if width % heads:
+            raise MkeError(f"DMD width {width} must be a multiple of its attention heads {heads}")
+        self.input_names = tuple(sequences)
+        self.heads = heads
+        self.encoders = nn.ModuleDict({n: enc for n, (enc, _) in sequences.items()})
+        self.project = nn.ModuleDict({n: TemporalProjection(f, width, tuple((kernels or {}).get(n, (5, 3, 3))))
+                                      for n, (_, f) in sequences.items()})
+        self.shared = nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, width))
+        self.private = nn.ModuleDict({n: nn.Sequential(nn.Linear(width, width), nn.GELU(), nn.Linear(width, width))
+                                      for n in sequences})
+        self.decoders = nn.ModuleDict({n: nn.Linear(2 * width, width) for n in sequences})
+        for n in sequences:
+            self.register_buffer(f"positions_{n}", positional_table(lengths[n], width), persistent=False)
+        self.cross = nn.ModuleDict({f"{s}_to_{t}": nn.ModuleList(CrossModalBlock(width, heads, dropout)
+                                                                  for _ in range(layers))
+                                    for t in sequences for s in sequences if s != t})
+        self.homo_head = nn.Linear(width, num_classes)
+        self.hetero_head = nn.Linear(width, num_classes)
+        self.classifier = nn.Sequential(nn.Linear(2 * width * len(sequences), 2 * width), nn.ReLU(),
+                                        nn.Dropout(dropout), nn.Linear(2 * width, num_classes))
+        self.homo_gd = GraphDistillation(num_classes, width)
+        self.hetero_gd = GraphDistillation(num_classes, width)
+
+    def _parts(self, inputs: dict[str, torch.Tensor], valid: dict[str, torch.Tensor | None], train: bool):
+        projected, shared, private = {}, {}, {}
+        for n in self.input_names:
+            seq = self.encoders[n](inputs[n])
+            positions = getattr(self, f"positions_{n}")
+            if seq.shape[1] != positions.shape[0]:
+                raise MkeError(f"DMD input {n!r} gives {seq.shape[1]} steps; the model was built for "
+                               f"{positions.shape[0]} (pad or crop to that length, with a mask)")
+            projected[n] = self.project[n](seq) + positions
+            shared[n], private[n] = self.shared(projected[n]), self.private[n](projected[n])
+        hetero = {}
+        for t in self.input_names:
+            h = private[t]
+            for s in self.input_names:
+                if s == t:
+                    continue
+                mask = attention_mask(valid.get(s), h.shape[1], self.heads)
+                for block in self.cross[f"{s}_to_{t}"]:
+                    h = block(h, private[s], mask)
+            hetero[t] = h
+        pooled_shared = {n: masked_mean(shared[n], valid.get(n)) for n in self.input_names}
+        pooled_hetero = {n: masked_mean(hetero[n], valid.get(n)) for n in self.input_names}
+        fused = torch.cat([pooled_shared[n] for n in self.input_names] + [pooled_hetero[n] for n in self.input_names],
+                          dim=1)
+        logits = self.classifier(fused)
+        if not train:
+            return logits
+        rebuilt = {n: self.decoders[n](torch.cat([private[n], shared[n]], dim=2)) for n in self.input_names}
+        return DMDParts(logits=logits, projected=projected, shared=shared, private=private, rebuilt=rebuilt,
+                        private_of_rebuilt={n: self.private[n](rebuilt[n]) for n in self.input_names},
+                        homo_logits={n: self.homo_head(pooled_shared[n]) for n in self.input_names},
+                        homo_features=pooled_shared,
+                        hetero_logits={n: self.hetero_head(pooled_hetero[n]) for n in self.input_names},
+                        hetero_features=pooled_hetero, valid=valid)
+
+    def forward(self, **inputs: torch.Tensor) -> torch.Tensor:
+        """Class scores (N, K): the exported path."""
+        return self._parts(inputs, {}, train=False)
+
+    def forward_train(self, valid: dict[str, torch.Tensor] | None = None, **inputs: torch.Tensor) -> DMDParts:
+        """Everything the losses need; `valid` {name: (N, L) bool} masks padded steps."""
+        return self._parts(inputs, dict(valid or {}), train=True)
+
+
+# ---------------------------------------------------------------- the decoupling losses
+
+def reconstruction_loss(parts: DMDParts) -> torch.Tensor:
+    """Mean over modalities of MSE(decoder([private, shared]), projected) + MSE(private(rebuilt), private)
+    (the cycle: the private part survives its own reconstruction)."""
+    terms = [F.mse_loss(parts.rebuilt[n], parts.projected[n].detach())
+             + F.mse_loss(parts.private_of_rebuilt[n], parts.private[n].detach()) for n in parts.projected]
+    return torch.stack(terms).mean()
+
+
+def orthogonality_loss(parts: DMDParts) -> torch.Tensor:
+    """Mean over modalities and steps of cos²(shared, private): the two parts carry different things."""
+    terms = [F.cosine_similarity(parts.shared[n], parts.private[n], dim=2).pow(2).mean() for n in parts.shared]
+    return torch.stack(terms).mean()
+
+
+def margin_loss(parts: DMDParts, classes: torch.Tensor, margin: float = 0.1) -> torch.Tensor:
+    """Pull the pooled shared features of the same class together across modalities, push other classes
+    `margin` further apart (cosine distance, over every pair of samples and modalities): max(0, d(same) −
+    d(other) + margin), averaged over the anchors that have both. `classes`: (N,) ids (the pseudo label's
+    argmax)."""
+    feats = torch.cat([F.normalize(parts.homo_features[n], dim=1) for n in parts.homo_features])   # (M·N, d)
+    labels = classes.repeat(len(parts.homo_features))
+    distance = 1.0 - feats @ feats.T
+    same = labels[:, None] == labels[None, :]
+    eye = torch.eye(len(labels), dtype=torch.bool, device=labels.device)
+    positive = (distance * (same & ~eye)).sum(1) / (same & ~eye).sum(1).clamp(min=1)
+    negative = (distance * ~same).sum(1) / (~same).sum(1).clamp(min=1)
+    usable = (same & ~eye).any(1) & (~same).any(1)
+    if not usable.any():
+        return distance.new_zeros(())
+    return F.relu(positive - negative + margin)[usable].mean()
