@@ -29,7 +29,7 @@ here from the FP32 one if absent; the Q/DQ .int8.onnx), checked against it with 
 samples the workstation saved beside it (FP16: at most 0.2 % of predictions differ, INT8: --budget),
 timed, and reported in OUT/engine_report.md and .json (OUT: the ONNX file's folder by default).
 """
-RUN_ONLY = ("calib_samples", "calib_draw", "dynamic_batch", "seed")  # options that need the run folder
+RUN_ONLY = ("calib_samples", "calib_draw", "dynamic_batch", "seed", "student")  # options that need the run folder
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--budget", type=float, default=1.0, help="largest INT8 metric drop allowed, in points: 1/100 of full scale (accuracy or mIoU 1 %%, mAP 0.01; default 1)")
     p.add_argument("--dynamic-batch", action="store_true", help="export with a dynamic batch dimension")
     p.add_argument("--seed", type=int, help="which seed's models (default: the run's example seed)")
+    p.add_argument("--student", help="which of the run's students to export (default: \"MM student\"; e.g. "
+                                     "\"DMD student\")")
     p.add_argument("--threads", type=int, default=0, help="CPU threads for inference and timing (default: all)")
     p.add_argument("--repeats", type=int, default=30, help="timed runs per artifact (default 30)")
     p.add_argument("--no-tensorrt", action="store_true", help="do not build TensorRT engines even if possible")
@@ -68,8 +70,8 @@ def main(argv: list[str] | None = None) -> int:
         out = args.out or Path("exports") / args.run.resolve().name
         opts = Options(out=out, fp16=args.fp16, int8=args.int8, calib_samples=args.calib_samples,
                        calib_draw=args.calib_draw, budget=args.budget,
-                       dynamic_batch=args.dynamic_batch, seed=args.seed, threads=args.threads, repeats=args.repeats,
-                       tensorrt=not args.no_tensorrt)
+                       dynamic_batch=args.dynamic_batch, seed=args.seed, student=args.student or "MM student",
+                       threads=args.threads, repeats=args.repeats, tensorrt=not args.no_tensorrt)
         report = export_run(args.run, opts, log=lambda m: print(f"mke-export: {m}", flush=True))
     except MkeError as exc:
         print(f"mke-export: error: {exc}", file=sys.stderr)

@@ -35,6 +35,7 @@ class Options:
     budget: float = 1.0
     dynamic_batch: bool = False
     seed: int | None = None
+    student: str = "MM student"   # which of the run's students to export beside the teacher
     threads: int = 0
     repeats: int = 30
     tensorrt: bool = True
@@ -272,7 +273,7 @@ def how_to_run(report: dict, ctx: RunContext) -> str:
 
 
 def export_run(run_dir: str | Path, opts: Options, log=print) -> dict:
-    ctx = load_run(run_dir, opts.seed)
+    ctx = load_run(run_dir, opts.seed, opts.student)
     opts.out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     artifacts, references, checks = [], [], {}

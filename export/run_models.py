@@ -33,13 +33,13 @@ class RunContext:
     seed: int = 0             # whose models: their teacher's pseudo labels stratify the calibration draw
 
 
-def _student_checkpoint(run: RunDir, cfg: dict, seed: int) -> Path:
-    ckpt = headline_student(run, cfg, seed, STUDENT)
+def _student_checkpoint(run: RunDir, cfg: dict, seed: int, method: str = STUDENT) -> Path:
+    ckpt = headline_student(run, cfg, seed, method)
     if ckpt is not None:
         return ckpt
     h = cfg["report"]["headline"]
-    raise MkeError(f"{run.root} has no '{STUDENT}' ({h['regularization']}, {h['strength']}) checkpoint for seed {seed}; "
-                   f"finish it with mke-train (the same command resumes) or pick another --seed")
+    raise MkeError(f"{run.root} has no '{method}' ({h['regularization']}, {h['strength']}) checkpoint for seed {seed}; "
+                   f"finish it with mke-train (the same command resumes), pick another --seed or --student")
 
 
 def build_spec(cfg: dict, task, meta: dict, checkpoint: Path, run_root: Path, metrics: dict | None) -> ModelSpec:
@@ -64,16 +64,16 @@ def build_spec(cfg: dict, task, meta: dict, checkpoint: Path, run_root: Path, me
                      inputs=inputs, outputs=[OutputSpec("logits", out_shape)], provenance=provenance)
 
 
-def load_run(run_dir: str | Path, seed: int | None = None) -> RunContext:
-    """The run's config, task, data and its teacher and student models for `seed` (default: the
-    report's example seed)."""
+def load_run(run_dir: str | Path, seed: int | None = None, student: str = STUDENT) -> RunContext:
+    """The run's config, task, data and its teacher and `student` models (a method of the run: "MM student",
+    "DMD student") for `seed` (default: the report's example seed)."""
     run, cfg = open_run(run_dir)
     seed = cfg["report"]["example_seed"] if seed is None else seed
     if not 0 <= seed < int(cfg["seeds"]):
         raise MkeError(f"--seed {seed} is not one of the run's seeds 0..{int(cfg['seeds']) - 1}")
     if not run.teacher(seed).is_file():
         raise MkeError(f"{run.root} has no teacher checkpoint for seed {seed} ({run.teacher(seed)})")
-    student = _student_checkpoint(run, cfg, seed)
+    student = _student_checkpoint(run, cfg, seed, student)
     task, data = task_and_data(cfg)
     metrics = read_json(run.metrics)
     models = []

@@ -141,12 +141,17 @@ def fit(model: torch.nn.Module, split: Split, optim: "dict | OptimSettings", reg
     (`optim`: an optimizer config section or its OptimSettings), with the loss of `task`'s label kind
     (without a task: single-label targets, class ids or softmax probabilities).
 
+    A model with a `training_loss(inputs, targets, weights, kind)` method (the DMD student) computes its
+    whole loss itself, the task's loss (`kind.loss`) among its terms.
+
     Image models train in channels-last memory layout (measured 1.7× faster per step on this
     project's CPU segmentation nets, same results up to float rounding)."""
     if split.targets is None:
         raise MkeError("cannot train on a split without targets")
     optim = OptimSettings.of(optim)
-    loss_of = label_kind(task.kind if task is not None else "classification").loss
+    kind = label_kind(task.kind if task is not None else "classification")
+    loss_of = kind.loss
+    own_loss = hasattr(model, "training_loss")   # a network with losses of its own (DMD): it computes the whole loss
     torch.manual_seed(seed)
     generator = torch.Generator().manual_seed(seed)
     images = image_inputs(split)
@@ -175,9 +180,14 @@ def fit(model: torch.nn.Module, split: Split, optim: "dict | OptimSettings", reg
             if images:
                 inputs = channels_last(inputs)
             weights = None if batch.weights is None else batch.weights.to(device)
+            targets = batch.targets.to(device)
             with autocast(device, precision):
-                scores = model(**inputs)
-            loss = loss_of(scores.float(), batch.targets.to(device), weights, class_weight)
+                if own_loss:
+                    loss = model.training_loss(inputs, targets, weights, kind)
+                else:
+                    scores = model(**inputs)
+            if not own_loss:
+                loss = loss_of(scores.float(), targets, weights, class_weight)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)

@@ -76,6 +76,11 @@ class LabelKind(ABC):
         """Bytes the stored soft labels take."""
 
     @abstractmethod
+    def scores_of(self, targets: torch.Tensor, num_classes: int) -> torch.Tensor:
+        """Class scores whose activation gives `targets` (probabilities; hard labels as certain ones), e.g.
+        the teacher's pseudo labels as a node of a network that distils between scores (DMD)."""
+
+    @abstractmethod
     def classes_shown(self, hard: torch.Tensor, num_classes: int, min_share: float) -> torch.Tensor:
         """bool (N, K): which classes the hard labels give each sample (per-pixel labels: at least
         `min_share` of its pixels)."""
@@ -172,6 +177,10 @@ class SingleLabel(LabelKind):
 
     def true_targets(self, labels) -> torch.Tensor:
         return torch.as_tensor(labels).long()
+
+    def scores_of(self, targets: torch.Tensor, num_classes: int) -> torch.Tensor:
+        probs = targets.float() if targets.is_floating_point() else one_hot(targets, num_classes)
+        return probs.clamp_min(1e-6).log()   # log-probabilities: softmax gives the probabilities back
 
     def classes_shown(self, hard: torch.Tensor, num_classes: int, min_share: float) -> torch.Tensor:
         k = num_classes
@@ -279,6 +288,9 @@ class Multilabel(LabelKind):
         if labels.dim() != 2 or not bool(((labels == 0) | (labels == 1)).all()):
             raise MkeError(f"multilabel targets must be 0/1 per class, (N, K); got {labels.dtype} {tuple(labels.shape)}")
         return labels.to(torch.uint8)
+
+    def scores_of(self, targets: torch.Tensor, num_classes: int) -> torch.Tensor:
+        return torch.logit(targets.float().clamp(1e-6, 1.0 - 1e-6))
 
     def classes_shown(self, hard: torch.Tensor, num_classes: int, min_share: float) -> torch.Tensor:
         return hard.reshape(len(hard), num_classes).bool()

@@ -20,10 +20,16 @@ class Method:
     train_on: str      # "labeled", "unlabeled" or "labeled+unlabeled"
     targets: str       # "true", "pseudo" or "true+pseudo"
     regularized: bool  # trained under the transformation T
+    network: str = "fusion"  # the task's network: "fusion" (its own: branches concatenated), "dmd" (DMD student)
 
     @property
     def identity(self) -> tuple:
-        return (self.modalities, self.train_on, self.targets)
+        return (self.modalities, self.train_on, self.targets, self.network)
+
+    @property
+    def role(self) -> str:
+        """What `Task.build_model` is asked for: "teacher", "student", or the student network's name."""
+        return "teacher" if self.name == "UM teacher" else "student" if self.network == "fusion" else self.network
 
 
 METHODS: dict[str, Method] = {m.name: m for m in [
@@ -33,6 +39,8 @@ METHODS: dict[str, Method] = {m.name: m for m in [
     Method("MM student (no reg)", "both", "unlabeled", "pseudo", regularized=False),
     Method("MM student", "both", "unlabeled", "pseudo", regularized=True),
     Method("MM student (sup)", "both", "unlabeled", "true", regularized=True),
+    # Not the paper's: decoupled multimodal distillation (Li et al., CVPR 2023) as the MM student's network
+    Method("DMD student", "both", "unlabeled", "pseudo", regularized=True, network="dmd"),
 ]}
 TEACHER = METHODS["UM teacher"]
 REG_KINDS = ("input_noise", "hidden_noise", "dropout", "augment")

@@ -200,7 +200,7 @@ def _student_unit(cfg_json: str, root: str, seeds: tuple[int, ...], job: Student
                                    cfg["pseudo_labels"]) for seed in seeds}
 
     def build(seed: int) -> torch.nn.Module:
-        model = _new_model(cfg, task, "student", mods, job.reg, seed)
+        model = _new_model(cfg, task, job.method.role, mods, job.reg, seed)
         if student_init(cfg) == "teacher":  # the teacher's weights wherever the student has the same layer (its RGB branch)
             warm_start(model, run.teacher(seed))
         return model
@@ -211,9 +211,13 @@ def _student_unit(cfg_json: str, root: str, seeds: tuple[int, ...], job: Student
     models = _train(cfg, task, data, seeds, build, splits.__getitem__, optim, job.reg)
     results = []
     for seed, model in zip(seeds, models):
-        save_checkpoint(run.student(seed, job.slug), model, _meta(cfg, data, job.method, "student", mods, job.reg, seed))
+        save_checkpoint(run.student(seed, job.slug), model, _meta(cfg, data, job.method, job.method.role, mods, job.reg, seed))
         result = {"seed": seed, "cells": [list(c) for c in job.cells], **evaluate(task, model, data, mods, cfg["device"]),
                   "teacher_sha256": file_sha256(run.teacher(seed)), "seconds": (time.perf_counter() - start) / len(seeds)}
+        if hasattr(model, "edge_weights"):  # a distilling network (DMD): its learned edges on the test split
+            teacher, _ = load_model(cfg, task, run.teacher(seed))
+            scores = predict(teacher, data.test.select((data.alpha,)), batch_size=256, device=cfg["device"])
+            result["edges"] = model.to("cpu").edge_weights(data.test.select(mods).inputs, scores)
         write_json(run.student_result(seed, job.slug), result)
         results.append(result)
     return results
@@ -355,6 +359,10 @@ def run_mke(cfg: dict, root: str | Path, *, fresh: bool = False, progress: bool 
     if not seeds:
         raise MkeError("seeds must be at least 1")
     jobs = plan_students(cfg["methods"], cfg["regularization"])
+    for job in jobs:
+        if job.method.network not in task.networks:
+            raise MkeError(f"'{job.method.name}' needs the {job.method.network} network, which task {task.name} does "
+                           f"not build (it has: {', '.join(task.networks)}); remove it from `methods`")
     student_init(cfg), views(cfg["pseudo_labels"]["tta"])  # bad settings fail now, not after the teachers
     task.label_kind.check(cfg["pseudo_labels"])
     resolve_device(cfg["device"])
@@ -407,6 +415,7 @@ def collect_metrics(cfg: dict, task, run: RunDir, seeds: list[int], jobs: list[S
 
     cells: dict[tuple, list[float]] = {}
     per_class: dict[tuple, list[list[float]]] = {}
+    edges: dict[tuple, list[dict]] = {}
     files = [run.teacher_result(s) for s in seeds] + [run.student_result(s, j.slug) for s in seeds for j in jobs]
     for path in files:
         result = read_json(path)
@@ -416,6 +425,8 @@ def collect_metrics(cfg: dict, task, run: RunDir, seeds: list[int], jobs: list[S
             cells.setdefault(tuple(cell), []).append(result["value"])
             if "per_class" in result:
                 per_class.setdefault(tuple(cell), []).append(result["per_class"])
+            if "edges" in result:
+                edges.setdefault(tuple(cell), []).append(result["edges"])
     results = []
     for (method, reg, strength), values in cells.items():
         entry = {"method": method, "regularization": reg, "strength": strength,
@@ -425,6 +436,11 @@ def collect_metrics(cfg: dict, task, run: RunDir, seeds: list[int], jobs: list[S
         if (method, reg, strength) in per_class:
             rows = per_class[(method, reg, strength)]
             entry["per_class_iou"] = {name: _nanmean([r[i] for r in rows]) for i, name in enumerate(class_names)}
+        if (method, reg, strength) in edges:  # a distilling network's learned edges: mean and std over seeds
+            runs = edges[(method, reg, strength)]
+            entry["edges"] = {graph: {edge: {"mean": statistics.fmean(r[graph][edge] for r in runs),
+                                             "std": statistics.stdev([r[graph][edge] for r in runs]) if len(runs) > 1
+                                             else 0.0} for edge in runs[0][graph]} for graph in runs[0]}
         results.append(entry)
     pseudo = [read_json(run.pseudo_result(s)) or {} for s in seeds]
     pl_acc = [p["score_on_unlabeled"] for p in pseudo if "score_on_unlabeled" in p]

@@ -239,3 +239,39 @@ def class_average_precision(run, task, data) -> Path:
     ax.set_title(f"{task.title}: average precision per class, seed {seed}", fontsize=9)
     fig.tight_layout()
     return _save(fig, run.figures_dir / "class_ap.png")
+
+
+def distillation_graph(run, result: dict) -> Path:
+    """The learned edges of a distilling student (DMD): one graph per unit (homogeneous, heterogeneous),
+    nodes the modalities and the teacher, each arrow j → i as wide as its mean weight over the test split,
+    labelled mean ± std over seeds."""
+    graphs = result["edges"]
+    nodes = sorted({n for edges in graphs.values() for e in edges for n in e.split("→")}, key=lambda n: n != "teacher")
+    angle = {n: np.pi / 2 + 2 * np.pi * k / len(nodes) for k, n in enumerate(nodes)}
+    at = {n: (np.cos(a), np.sin(a)) for n, a in angle.items()}
+    fig, axes = plt.subplots(1, len(graphs), figsize=(4.2 * len(graphs), 4.0), squeeze=False)
+    for ax, (graph, edges) in zip(axes[0], sorted(graphs.items())):
+        for n, (x, y) in at.items():
+            ax.add_patch(matplotlib.patches.Circle((x, y), 0.22, color="#dddddd" if n == "teacher" else "#9ecae1"))
+            ax.text(x, y, n, ha="center", va="center", fontsize=8)
+        for edge, w in edges.items():
+            j, i = edge.split("→")
+            (x0, y0), (x1, y1) = at[j], at[i]
+            dx, dy = x1 - x0, y1 - y0
+            length = np.hypot(dx, dy)
+            nx, ny = -dy / length * 0.06, dx / length * 0.06          # two arrows of a pair side by side
+            sx, sy = x0 + dx * 0.25 + nx, y0 + dy * 0.25 + ny
+            ax.annotate("", xy=(x0 + dx * 0.75 + nx, y0 + dy * 0.75 + ny), xytext=(sx, sy),
+                        arrowprops=dict(arrowstyle="-|>", lw=0.5 + 5 * w["mean"], color="#31688e"))
+            ax.text(x0 + dx * 0.5 + 3 * nx, y0 + dy * 0.5 + 3 * ny, f"{w['mean']:.2f}±{w['std']:.2f}", fontsize=7,
+                    ha="center", va="center")
+        ax.set_xlim(-1.5, 1.5)
+        ax.set_ylim(-1.5, 1.5)
+        ax.set_aspect("equal")
+        ax.axis("off")
+        ax.set_title(f"{graph}geneous graph: who teaches whom", fontsize=9)
+    fig.suptitle(f"{result['method']} ({result['regularization']}, {result['strength']}): learned edge weights on "
+                 f"the test split, mean ± std over {len(result['per_seed'])} seeds", fontsize=9)
+    fig.tight_layout(rect=(0, 0, 1, 0.93))
+    slug = "".join(c if c.isalnum() else "_" for c in f"{result['method']}_{result['regularization']}_{result['strength']}")
+    return _save(fig, run.figures_dir / f"edges_{slug.lower()}.png")

@@ -117,6 +117,7 @@ def write_report(cfg: dict, task, run, data, metrics: dict) -> list[Path]:
     if regularization_table(metrics) is not None:
         figures.append(plots.regularization_curves(run, metrics))
     figures += task.figures(run, data)
+    figures += [plots.distillation_graph(run, r) for r in metrics["results"] if "edges" in r]
     units = {"accuracy": "accuracy, %", "miou": "mIoU, %", "map": "mAP"}[metrics["metric"]]
     h = metrics["headline"]
     pl = metrics["pseudo_labels"]

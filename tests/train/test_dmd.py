@@ -7,7 +7,7 @@ import torch
 
 from mke.runtime.errors import MkeError
 from mke.train.models.branches import build_branch
-from mke.train.models.dmd import (MASK_NEGATIVE, DMDNet, DMDParts, GraphDistillation, ImageSequence, SpectrogramFrames,
+from mke.train.models.dmd import (MASK_NEGATIVE, DMDNet, DMDParts, GraphDistillation, ImageSequence, SpectrogramSequence,
                                   attention_mask, margin_loss, masked_mean, orthogonality_loss, positional_table,
                                   reconstruction_loss)
 
@@ -17,8 +17,9 @@ K = 5
 
 def tiny_dmd(**over):
     frames = ImageSequence(build_branch(3, {"arch": "cnn", "widths": [4, 8], "pool": "max"}))
-    args = dict(sequences={"rgb": (frames, frames.out_features), "audio": (SpectrogramFrames(), 8)},
-                lengths={"rgb": 4, "audio": 21}, num_classes=K, width=16, heads=4, layers=1,
+    sound = SpectrogramSequence(build_branch(1, {"arch": "cnn", "widths": [4, 6]}))   # (1, 8, 21) → (5, 6)
+    args = dict(sequences={"rgb": (frames, frames.out_features), "audio": (sound, 6)},
+                lengths={"rgb": 4, "audio": 5}, num_classes=K, width=16, heads=4, layers=1,
                 kernels={"rgb": (3, 3, 3), "audio": (5, 3, 3)})
     return DMDNet(**{**args, **over})
 
@@ -36,13 +37,13 @@ def test_the_exported_path_gives_class_scores_and_training_gets_every_part():
     assert scores.shape == (3, K) and not torch.allclose(scores[0], scores[1])
     parts = model.forward_train(**x)
     assert isinstance(parts, DMDParts) and torch.allclose(parts.logits, scores, atol=1e-6)
-    assert {n: tuple(t.shape) for n, t in parts.shared.items()} == {"rgb": (3, 4, 16), "audio": (3, 21, 16)}
+    assert {n: tuple(t.shape) for n, t in parts.shared.items()} == {"rgb": (3, 4, 16), "audio": (3, 5, 16)}
     assert parts.rebuilt["audio"].shape == parts.projected["audio"].shape
     assert parts.homo_logits["rgb"].shape == parts.hetero_logits["audio"].shape == (3, K)
-    with pytest.raises(MkeError, match="built for 21"):
+    with pytest.raises(MkeError, match="built for 5"):
         model(rgb=x["rgb"], audio=torch.randn(3, 1, 8, 30))
     with pytest.raises(MkeError, match="two or more inputs"):
-        DMDNet({"rgb": (SpectrogramFrames(), 8)}, {"rgb": 4}, K)
+        DMDNet({"rgb": (torch.nn.Identity(), 8)}, {"rgb": 4}, K)
 
 
 def test_graph_distillation_weights_sum_to_one_per_receiver_and_the_teacher_only_sends():
@@ -61,13 +62,18 @@ def test_graph_distillation_weights_sum_to_one_per_receiver_and_the_teacher_only
 
 
 def test_graph_distillation_loss_by_hand_with_two_nodes():
-    gd = GraphDistillation(2, 1)
+    gd = GraphDistillation(2, 2)
     a = {"x": torch.tensor([[1.0, 2.0]]), "y": torch.tensor([[0.0, 0.0]])}
-    f = {"x": torch.tensor([[3.0]]), "y": torch.tensor([[1.0]])}
+    f = {"x": torch.tensor([[3.0, 0.0]]), "y": torch.tensor([[0.0, 5.0]])}
     loss, w = gd(a, f)
-    # one source per receiver: weight 1; |x−y| over logits 1.5 + over features 2 → 3.5, both directions
+    # one source per receiver: weight 1. Probabilities [e/(e+e²), e²/(e+e²)] = [0.2689, 0.7311] against
+    # [0.5, 0.5]: half their L1 distance 0.2311; unit features [1, 0] and [0, 1]: half their distance √2/2
     assert w[("y", "x")].item() == pytest.approx(1.0)
-    assert loss.item() == pytest.approx(7.0)
+    p = 1 / (1 + torch.e)
+    assert loss.item() == pytest.approx(2 * ((0.5 - p) + 2 ** 0.5 / 2), abs=1e-5)
+    # the unimodal teacher's node has scores only: its edges compare probabilities alone
+    loss, _ = gd({**a, "t": torch.tensor([[0.0, 0.0]])}, {**f, "t": None}, senders=("t",))
+    assert torch.isfinite(loss)
 
 
 def test_decoupling_losses_by_hand():
@@ -114,3 +120,40 @@ def test_the_exported_path_runs_in_onnx_runtime_like_pytorch(tmp_path):
     with torch.no_grad():
         want = model(**x).numpy()
     assert np.abs(got - want).max() <= 1e-3
+
+
+def test_a_task_without_the_network_refuses_the_method_before_training(tmp_path):
+    from mke.train.cli import main
+
+    assert main(["--task", "twomoon", "--runs-dir", str(tmp_path), "seeds=1", "methods=[UM teacher, DMD student]"]) == 2
+    assert not (tmp_path / "twomoon").exists()
+
+
+@pytest.mark.slow
+def test_the_dmd_student_trains_in_mke_train_records_its_edges_and_exports(tmp_path):
+    """`mke-train --task av methods=[UM teacher, DMD student]` on tiny data: the edges of both graphs in
+    metrics.json (mean ± std over 2 seeds, every receiver's incoming weights summing to 1) and drawn in the
+    report; `mke-export --student "DMD student"` gives an FP32 ONNX within 1e-3 of PyTorch."""
+    import json
+
+    from mke.export.cli import main as export_main
+    from mke.train.cli import main
+
+    tiny = ["seeds=2", "workers=1", f"data.cache_dir={tmp_path / 'cache'}", "data.actors=6", "data.statements=1",
+            "data.repetitions=1", "data.val_actors=1", "data.test_actors=1", "data.replay.clips=2",
+            "teacher.optim.epochs=2", "student.optim.epochs=1", "model.dmd.layers=1", "model.dmd.width=16",
+            "methods=[UM teacher, DMD student]"]
+    assert main(["--task", "av", "--runs-dir", str(tmp_path / "runs"), "--no-progress", *tiny]) == 0
+    run = tmp_path / "runs" / "av"
+    dmd = next(r for r in json.loads((run / "metrics.json").read_text())["results"] if r["method"] == "DMD student")
+    assert set(dmd["edges"]) == {"homo", "hetero"}
+    for edges in dmd["edges"].values():
+        assert set(edges) == {"audio→rgb", "rgb→audio", "teacher→rgb", "teacher→audio"}   # the teacher only sends
+        for receiver in ("rgb", "audio"):
+            assert sum(w["mean"] for e, w in edges.items() if e.endswith(receiver)) == pytest.approx(1.0, abs=1e-3)
+    assert "edges_dmd_student_augment_default.png" in (run / "report.md").read_text()
+    out = tmp_path / "exports"
+    assert export_main([str(run), "--student", "DMD student", "--out", str(out), "--repeats", "2"]) == 0
+    report = json.loads((out / "export_report.json").read_text())
+    fp32 = next(a for a in report["artifacts"] if a["model"] == "student" and a["precision"] == "fp32")
+    assert fp32["parity"]["max_abs_diff"] <= 1e-3

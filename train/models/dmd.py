@@ -15,7 +15,8 @@ training-only module on its path. `forward_train` returns everything the DMD los
 (`DMDParts`); the losses are functions here, each pinned by a test. Nothing is created on a device
 inside the modules: the model runs wherever it is moved.
 
-Not wired into `mke-train` yet (issue 15): this module is the network and its losses.
+`build_dmd` makes one from a task's inputs (an image clip → `ImageSequence`, a spectrogram →
+`SpectrogramSequence`) and `model.dmd` of its config; the method "DMD student" asks for it.
 """
 from __future__ import annotations
 
@@ -28,6 +29,7 @@ from torch import nn
 
 from mke.runtime.errors import MkeError
 
+LOSS_WEIGHTS = {"heads": 1.0, "homo_gd": 0.1, "hetero_gd": 0.1, "decouple": 0.1, "margin": 0.1}   # beside the fused scores' task loss
 MASK_NEGATIVE = -1e4   # "no attention" for masked keys: finite, so FP16 softmax stays finite (−inf gives NaN rows)
 
 
@@ -53,11 +55,17 @@ class ImageSequence(nn.Module):
         return self.branch.per_image(x)
 
 
-class SpectrogramFrames(nn.Module):
-    """A spectrogram (N, C, bands, frames) → its frames as a sequence (N, frames, C · bands)."""
+class SpectrogramSequence(nn.Module):
+    """A spectrogram (N, C, bands, frames) through a 2D branch's convolutions (`branches.FrameBranch`), the
+    maximum over the bands kept per time step: (N, frames', F) — the sound as a sequence of learnt
+    features (its raw frames through a 1D convolution alone learnt far less, docs/dmd.md)."""
+
+    def __init__(self, branch: nn.Module):
+        super().__init__()
+        self.body = branch.body
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x.flatten(1, 2).transpose(1, 2)
+        return self.body(x).amax(dim=2).transpose(1, 2)
 
 
 class TemporalProjection(nn.Module):
@@ -117,30 +125,39 @@ class GraphDistillation(nn.Module):
     """A graph-distillation unit. Nodes are modalities, each with its logits (N, K) and features (N, d);
     the weight of the edge j → i (j teaches i) comes from a small network over the two nodes'
     [logits, features], softmax-normalised over i's incoming edges, per sample. The loss sums, over
-    edges, weight × (L1 between the logits + L1 between the features), the teacher side detached;
+    edges, weight × (half the L1 distance between their softmax probabilities + half the distance between
+    their unit-length features: each in [0, 1]), the teacher side detached;
     nodes named in `senders` only teach (MKE's unimodal teacher)."""
 
     def __init__(self, num_classes: int, width: int, hidden: int = 32):
         super().__init__()
         self.edge = nn.Sequential(nn.Linear(2 * (num_classes + width), hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
-    def forward(self, logits: dict[str, torch.Tensor], features: dict[str, torch.Tensor],
+    def forward(self, logits: dict[str, torch.Tensor], features: dict[str, torch.Tensor | None],
                 senders: tuple[str, ...] = ()) -> tuple[torch.Tensor, dict[tuple[str, str], torch.Tensor]]:
+        """(loss, {(teacher j, receiver i): per-sample weight}); a node whose features are None (the unimodal
+        teacher: scores only) enters the edge network with zero features and is distilled on its scores."""
         names = list(logits)
+        width = self.edge[0].in_features // 2 - logits[names[0]].shape[1]
+        node = {n: torch.cat([logits[n], features[n] if features.get(n) is not None
+                              else logits[n].new_zeros(len(logits[n]), width)], dim=1) for n in names}
         receivers = [n for n in names if n not in senders]
+        # compared as probabilities and unit-length features: raw logits and features can all shrink to one
+        # point, where every gap is 0 and nothing is learnt (measured: chance accuracy on av)
+        prob = {n: torch.softmax(logits[n].float(), dim=1) for n in names}
+        unit = {n: None if features.get(n) is None else F.normalize(features[n].float(), dim=1) for n in names}
         loss = logits[names[0]].new_zeros(())
         weights: dict[tuple[str, str], torch.Tensor] = {}
         for i in receivers:
             sources = [j for j in names if j != i]
             if not sources:
                 continue
-            node_i = torch.cat([logits[i], features[i]], dim=1)
-            scores = torch.cat([self.edge(torch.cat([node_i, torch.cat([logits[j], features[j]], dim=1).detach()],
-                                                    dim=1)) for j in sources], dim=1)   # (N, sources)
-            w = torch.softmax(scores, dim=1)
+            scores = torch.cat([self.edge(torch.cat([node[i], node[j].detach()], dim=1)) for j in sources], dim=1)
+            w = torch.softmax(scores, dim=1)                                     # (N, sources)
             for k, j in enumerate(sources):
-                gap = (logits[i] - logits[j].detach()).abs().mean(dim=1) + \
-                      (features[i] - features[j].detach()).abs().mean(dim=1)   # per sample
+                gap = 0.5 * (prob[i] - prob[j].detach()).abs().sum(dim=1)         # per sample, in [0, 1]
+                if unit.get(i) is not None and unit.get(j) is not None:
+                    gap = gap + 0.5 * (unit[i] - unit[j].detach()).norm(dim=1)  # in [0, 1]
                 loss = loss + (w[:, k] * gap).mean()
                 weights[(j, i)] = w[:, k].detach()
         return loss, weights
@@ -170,8 +187,11 @@ class DMDNet(nn.Module):
 
     def __init__(self, sequences: dict[str, tuple[nn.Module, int]], lengths: dict[str, int], num_classes: int,
                  width: int = 32, kernels: dict[str, tuple[int, ...]] | None = None, heads: int = 4,
-                 layers: int = 2, dropout: float = 0.0):
+                 layers: int = 2, dropout: float = 0.0, gd_hidden: int = 32, margin: float = 0.1,
+                 loss_weights: dict[str, float] | None = None):
         super().__init__()
+        self.margin = float(margin)
+        self.loss_weights = {**LOSS_WEIGHTS, **(loss_weights or {})}
         if len(sequences) < 2:
             raise MkeError(f"a DMD student needs two or more inputs to distil between, got {list(sequences)}")
         if width % heads:
@@ -194,8 +214,8 @@ class DMDNet(nn.Module):
         self.hetero_head = nn.Linear(width, num_classes)
         self.classifier = nn.Sequential(nn.Linear(2 * width * len(sequences), 2 * width), nn.ReLU(),
                                         nn.Dropout(dropout), nn.Linear(2 * width, num_classes))
-        self.homo_gd = GraphDistillation(num_classes, width)
-        self.hetero_gd = GraphDistillation(num_classes, width)
+        self.homo_gd = GraphDistillation(num_classes, width, gd_hidden)
+        self.hetero_gd = GraphDistillation(num_classes, width, gd_hidden)
 
     def _parts(self, inputs: dict[str, torch.Tensor], valid: dict[str, torch.Tensor | None], train: bool):
         projected, shared, private = {}, {}, {}
@@ -240,6 +260,52 @@ class DMDNet(nn.Module):
         """Everything the losses need; `valid` {name: (N, L) bool} masks padded steps."""
         return self._parts(inputs, dict(valid or {}), train=True)
 
+    def distillation(self, parts: DMDParts, teacher_scores: torch.Tensor) -> dict:
+        """Both graph-distillation units over the modalities and the unimodal teacher (a node that only
+        sends, its scores those of its pseudo labels): {"homo": (loss, weights), "hetero": (loss, weights)}."""
+        homo = self.homo_gd({**parts.homo_logits, "teacher": teacher_scores}, {**parts.homo_features, "teacher": None},
+                            senders=("teacher",))
+        hetero = self.hetero_gd({**parts.hetero_logits, "teacher": teacher_scores},
+                                {**parts.hetero_features, "teacher": None}, senders=("teacher",))
+        return {"homo": homo, "hetero": hetero}
+
+    def training_loss(self, inputs: dict[str, torch.Tensor], targets: torch.Tensor, weights, kind) -> torch.Tensor:
+        """The DMD objective under MKE: the task loss (`kind.loss`) of the fused scores and of each
+        modality's homogeneous and heterogeneous heads against the targets (the teacher's pseudo labels),
+        both graph-distillation losses (the teacher a sending node), the reconstruction and cycle loss, the
+        orthogonality of the two parts and the margin loss on the shared features (classes: the targets'
+        most likely), weighed by `loss_weights`."""
+        parts = self.forward_train(**inputs)
+        lw = self.loss_weights
+        loss = kind.loss(parts.logits.float(), targets, weights)
+        heads = [kind.loss(parts.homo_logits[n].float(), targets, weights) +
+                 kind.loss(parts.hetero_logits[n].float(), targets, weights) for n in self.input_names]
+        teacher = kind.scores_of(targets, parts.logits.shape[1])
+        gd = self.distillation(parts, teacher)
+        classes = targets.argmax(dim=1) if targets.is_floating_point() else targets
+        return (loss + lw["heads"] * torch.stack(heads).mean()
+                + lw["homo_gd"] * gd["homo"][0] + lw["hetero_gd"] * gd["hetero"][0]
+                + lw["decouple"] * (reconstruction_loss(parts) + orthogonality_loss(parts))
+                + lw["margin"] * margin_loss(parts, classes, self.margin))
+
+    @torch.no_grad()
+    def edge_weights(self, inputs: dict[str, torch.Tensor], teacher_scores: torch.Tensor, batch: int = 256) -> dict:
+        """The learned edges, averaged over the samples given: {"homo"|"hetero": {"a→b": mean weight}}
+        (a teaches b; the teacher sends only)."""
+        was = self.training
+        self.eval()
+        sums: dict[str, dict[str, float]] = {"homo": {}, "hetero": {}}
+        n = len(teacher_scores)
+        for start in range(0, n, batch):
+            part = {k: v[start:start + batch] for k, v in inputs.items()}
+            gd = self.distillation(self.forward_train(**part), teacher_scores[start:start + batch])
+            for graph, (_, w) in gd.items():
+                for (j, i), v in w.items():
+                    key = f"{j}→{i}"
+                    sums[graph][key] = sums[graph].get(key, 0.0) + float(v.sum())
+        self.train(was)
+        return {graph: {k: round(v / n, 4) for k, v in sorted(edges.items())} for graph, edges in sums.items()}
+
 
 # ---------------------------------------------------------------- the decoupling losses
 
@@ -273,3 +339,39 @@ def margin_loss(parts: DMDParts, classes: torch.Tensor, margin: float = 0.1) -> 
     if not usable.any():
         return distance.new_zeros(())
     return F.relu(positive - negative + margin)[usable].mean()
+
+
+def build_dmd(task, cfg: dict, modalities: tuple[str, ...], num_classes: int, dropout: float = 0.0) -> DMDNet:
+    """The DMD student of an audio-visual task: an image clip (T, C, H, W) becomes the per-image features of
+    its `model.branches` branch, a spectrogram (C, bands, frames) the per-step features of its branch's
+    convolutions; `model.dmd` sets the rest
+    (width, heads, layers, kernels, gd_hidden, margin, loss weights)."""
+    from mke.train.models.branches import build_branch
+
+    d = dict(cfg["model"].get("dmd") or {})
+    sequences, lengths = {}, {}
+    for name in modalities:
+        shape = task.input_modality(name).input_shape(task.input_params(cfg, name))
+        if len(shape) == 4:                         # (T, C, H, W): an image clip
+            settings = {k: v for k, v in cfg["model"]["branches"][name].items() if k != "frames"}
+            encoder = ImageSequence(build_branch(shape[1], settings, f"model.branches.{name}"))
+            sequences[name], lengths[name] = (encoder, encoder.out_features), shape[0]
+        elif len(shape) == 3:                       # (C, bands, frames): a spectrogram
+            settings = {k: v for k, v in cfg["model"]["branches"][name].items() if k != "frames"}
+            encoder = SpectrogramSequence(build_branch(shape[0], settings, f"model.branches.{name}"))
+            with torch.no_grad():                   # its steps and features: what the convolutions leave
+                length, features = encoder(torch.zeros(1, *shape)).shape[1:]
+            sequences[name], lengths[name] = (encoder, features), length
+        else:
+            raise MkeError(f"a DMD student takes image clips and spectrograms; input {name!r} has the shape {shape}")
+    unknown = sorted(set(d) - {"width", "heads", "layers", "kernels", "gd_hidden", "margin", "loss"})
+    if unknown:
+        raise MkeError(f"model.dmd has no setting {', '.join(unknown)}; it takes width, heads, layers, kernels, "
+                       f"gd_hidden, margin, loss")
+    bad = sorted(set(d.get("loss") or {}) - set(LOSS_WEIGHTS))
+    if bad:
+        raise MkeError(f"model.dmd.loss has no weight {', '.join(bad)}; it weighs {', '.join(LOSS_WEIGHTS)}")
+    return DMDNet(sequences, lengths, num_classes, width=int(d.get("width", 32)),
+                  kernels={k: tuple(v) for k, v in (d.get("kernels") or {}).items()}, heads=int(d.get("heads", 4)),
+                  layers=int(d.get("layers", 2)), dropout=dropout, gd_hidden=int(d.get("gd_hidden", 32)),
+                  margin=float(d.get("margin", 0.1)), loss_weights=d.get("loss"))

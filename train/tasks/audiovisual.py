@@ -28,6 +28,7 @@ FIELDS = {"rgb": "frames", "audio": "audio"}  # input name → the AVClips array
 
 class AudioVisualTask(Task):
     kind = "classification"
+    networks = ("fusion", "dmd")
     input_kinds = {"rgb": "rgb_clip", "audio": "mfcc"}   # α, β (the paper's MFCCs; a subclass may hear log-mel)
     live_inputs = ("v4l2://0",)                      # a webcam …
     live_audio = "mic://"                           # … and the default microphone
@@ -79,6 +80,11 @@ class AudioVisualTask(Task):
 
     def build_model(self, cfg: dict, role: str, modalities: tuple[str, ...], reg: Regularization) -> torch.nn.Module:
         from mke.train.models.av import AVNet
+
+        if role == "dmd":
+            from mke.train.models.dmd import build_dmd
+
+            return build_dmd(self, cfg, modalities, len(self.class_names(cfg)), dropout=reg.dropout)
 
         unknown = [m for m in modalities if m not in self.input_kinds]
         if unknown:

@@ -68,6 +68,9 @@ class Task(ABC):
     # trained full batch, whose steps are all per-call overhead (TwoMoon). Needs batch_size 0 and no
     # class weighting; other tasks train one seed per unit of work.
     stack_seeds: bool = False
+    # The student networks `build_model` makes besides the teacher's: "fusion" (role "student": the task's
+    # own) and e.g. "dmd" (role "dmd": mke.train.models.dmd), as methods ask for them (Method.network).
+    networks: tuple[str, ...] = ("fusion",)
 
     @property
     def label_kind(self) -> LabelKind:
@@ -98,7 +101,8 @@ class Task(ABC):
 
     @abstractmethod
     def build_model(self, cfg: dict, role: str, modalities: tuple[str, ...], reg: Regularization) -> torch.nn.Module:
-        """A fresh model; `role` is "teacher" or "student"; it must honour reg.hidden_noise and reg.dropout.
+        """A fresh model; `role` is "teacher", "student" or another network of `networks` ("dmd"); it must
+        honour reg.hidden_noise and reg.dropout.
 
         The model's forward takes one keyword argument per modality and returns class scores with
         the classes in dimension 1.

@@ -19,6 +19,7 @@ class EventsTask(AudioVisualTask):
     """The shared part of the multilabel event tasks: audio is α (the teacher's), the clip's images β."""
 
     kind = "multilabel"
+    networks = ("fusion",)   # DMD's margin loss needs one class per clip
     input_kinds = {"audio": "log_mel", "rgb": "rgb_clip"}   # α, β
     paper = EVENTS_PAPER
 
