@@ -9,9 +9,10 @@ import contextlib
 import hashlib
 import json
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 
 @contextlib.contextmanager
@@ -70,3 +71,34 @@ def cache_complete(folder: str | os.PathLike, index: str = "data.json") -> bool:
         return all((folder / name).stat().st_size == size for name, size in files.items())
     except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return False
+
+
+@contextlib.contextmanager
+def building_cache(folder: str | os.PathLike, complete: Callable[[Path], bool] = cache_complete) -> Iterator[Path]:
+    """Yield a temporary folder beside `folder` to fill (its index, data.json, last). When the block ends
+    without an error the folder is renamed into place — unless another process completed the same cache
+    meanwhile (`complete(folder)`) — and an incomplete one found there is set aside first and removed
+    after. The temporary folder never outlives the block: a crash leaves no half-written cache."""
+    folder = Path(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
+    try:
+        yield tmp
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o777 & ~umask)   # mkdtemp makes 0700; the cache gets the usual permissions
+        if complete(folder):
+            return
+        stale = None
+        if folder.exists():
+            stale = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".stale", dir=folder.parent))
+            os.replace(folder, stale / "old")
+        try:
+            os.replace(tmp, folder)
+        except OSError:
+            if not complete(folder):   # anything but another process having finished the same cache first
+                raise
+        if stale is not None:
+            shutil.rmtree(stale, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -35,9 +35,6 @@ are the tested sample, its class, and the class of each second; `write_replay`).
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 import time
 import wave
 import zipfile
@@ -50,7 +47,7 @@ from tqdm import tqdm
 
 from mke.runtime.errors import MkeError
 from mke.train.datasets.settings import overlay_settings
-from mke.runtime.fileio import cache_complete, cache_folder
+from mke.runtime.fileio import building_cache, cache_complete, cache_folder
 
 GENERATOR_VERSION = 2  # part of the cache key: a change to what is generated gets a new folder
 SPLITS = ("labeled", "unlabeled", "val", "test")
@@ -462,9 +459,7 @@ def _build(folder: Path, s: dict, progress: bool) -> None:
     from mke.train.datasets.speech import engine_version
 
     started = time.perf_counter()
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
-    try:
+    with building_cache(folder) as tmp:
         splits, actors = generate(s, progress)
         for name, arrays in splits.items():
             with open(tmp / f"{name}.npz", "wb") as f:
@@ -483,33 +478,12 @@ def _build(folder: Path, s: dict, progress: bool) -> None:
                 "generation_seconds": round(time.perf_counter() - started, 1),
                 "files": {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}}
         (tmp / "data.json").write_text(json.dumps(meta, indent=2) + "\n")
-        os.chmod(tmp, 0o777 & ~_umask())
-        if cache_complete(folder):  # another process finished the same cache meanwhile
-            return
-        stale = None
-        if folder.exists():  # an incomplete cache: set aside, replaced, then removed
-            stale = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".stale", dir=folder.parent))
-            os.replace(folder, stale / "old")
-        try:
-            os.replace(tmp, folder)
-        except OSError:
-            if not cache_complete(folder):  # anything but another process having finished the same cache first
-                raise
-        if stale is not None:
-            shutil.rmtree(stale, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _actor_split(actor: int, splits: dict[str, dict[str, np.ndarray]]) -> str:
     held_out = [name for name in ("val", "test") if actor in splits[name]["actors"]]
     return held_out[0] if held_out else "training (labeled + unlabeled)"
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _read_split(folder: Path, name: str, s: dict) -> AVClips:

@@ -40,8 +40,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
-import tempfile
 import time
 import wave
 import zipfile
@@ -53,7 +51,7 @@ from tqdm import tqdm
 
 from mke.runtime.errors import MkeError
 from mke.train.datasets.settings import overlay_settings
-from mke.runtime.fileio import cache_complete, cache_folder, write_json
+from mke.runtime.fileio import building_cache, cache_complete, cache_folder, write_json
 
 GENERATOR_VERSION = 1  # part of the cache key: a change to what is generated gets a new folder
 SPLITS = ("labeled", "unlabeled", "val", "test")
@@ -536,9 +534,7 @@ def _build(folder: Path, s: dict, progress: bool, workers: int) -> None:
     from mke.train.datasets.speech import engine_version
 
     started = time.perf_counter()
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
-    try:
+    with building_cache(folder) as tmp:
         splits = generate(s, progress, workers)
         for name, arrays in splits.items():
             with open(tmp / f"{name}.npz", "wb") as f:
@@ -554,22 +550,6 @@ def _build(folder: Path, s: dict, progress: bool, workers: int) -> None:
                 "summary": summary, "generation_seconds": round(time.perf_counter() - started, 1),
                 "files": {p.name: p.stat().st_size for p in sorted(tmp.iterdir())}}
         write_json(tmp / "data.json", meta)
-        os.chmod(tmp, 0o777 & ~_umask())
-        if cache_complete(folder):  # another process finished the same cache meanwhile
-            return
-        stale = None
-        if folder.exists():  # an incomplete cache: set aside, replaced, then removed
-            stale = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".stale", dir=folder.parent))
-            os.replace(folder, stale / "old")
-        try:
-            os.replace(tmp, folder)
-        except OSError:
-            if not cache_complete(folder):  # anything but another process having finished the same cache first
-                raise
-        if stale is not None:
-            shutil.rmtree(stale, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def split_summary(arrays: dict[str, np.ndarray]) -> dict:
@@ -584,11 +564,6 @@ def split_summary(arrays: dict[str, np.ndarray]) -> dict:
             "masked_events": int((present & (arrays["audible"] < MASKED_BELOW)).sum()),
             "idle_props": int((arrays["idle_prop"] >= 0).sum())}
 
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _read_split(folder: Path, name: str, s: dict) -> EventClips:

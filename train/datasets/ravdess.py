@@ -51,9 +51,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
-import os
 import re
-import shutil
 import subprocess
 import tempfile
 import time
@@ -67,7 +65,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mke.runtime.errors import MkeError
-from mke.runtime.fileio import cache_complete, cache_folder
+from mke.runtime.fileio import building_cache, cache_complete, cache_folder
 from mke.train import datasets
 from mke.train.datasets.builtin_av import AVClips
 
@@ -631,9 +629,7 @@ def _build(folder: Path, scan: Scan, s: dict, progress: bool) -> None:
     """Decode into a temporary folder beside `folder`, then rename it into place."""
     started = time.perf_counter()
     arrays, report = decode(scan, s, progress)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
-    try:
+    with building_cache(folder) as tmp:
         with open(tmp / "clips.npz", "wb") as f:
             np.savez(f, **arrays)
         meta = {"root": str(scan.root.resolve()), "cache_version": CACHE_VERSION,
@@ -643,20 +639,6 @@ def _build(folder: Path, scan: Scan, s: dict, progress: bool) -> None:
                 "decode_seconds": round(time.perf_counter() - started, 1),
                 "files": {"clips.npz": (tmp / "clips.npz").stat().st_size}}
         (tmp / "data.json").write_text(json.dumps(meta, indent=2) + "\n")
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o777 & ~mask)
-        if cache_complete(folder):  # another process finished the same cache meanwhile
-            return
-        if folder.exists():  # an incomplete cache
-            shutil.rmtree(folder, ignore_errors=True)
-        try:
-            os.replace(tmp, folder)
-        except OSError:
-            if not cache_complete(folder):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def ensure_cache(data_cfg: dict, progress: bool = False) -> tuple[Path, bool]:

@@ -38,8 +38,6 @@ import hashlib
 import json
 import logging
 import os
-import shutil
-import tempfile
 import time
 import zipfile
 from concurrent.futures import ThreadPoolExecutor
@@ -51,7 +49,7 @@ import numpy as np
 from tqdm import tqdm
 
 from mke.runtime.errors import MkeError
-from mke.runtime.fileio import cache_complete, cache_folder
+from mke.runtime.fileio import building_cache, cache_complete, cache_folder
 from mke.train.datasets import audioset_vggsound as readers
 from mke.train.datasets.audioset_vggsound import SharedIndices, load_class_map, load_indices, warn_skipped
 from mke.train.datasets.clip_reader import load_clip
@@ -282,9 +280,7 @@ def _build(folder: Path, idx: SharedIndices, s: dict, key: dict, progress: bool,
     """Decode into a temporary folder beside `folder`, then rename it into place (replacing a stale one)."""
     started = time.perf_counter()
     arrays, report = decode(idx, s, progress, workers)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}.", suffix=".part", dir=folder.parent))
-    try:
+    with building_cache(folder, lambda f: _matches(f, key)) as tmp:
         for name, split in arrays.items():
             with open(tmp / f"{name}.npz", "wb") as f:
                 np.savez(f, **split)
@@ -301,20 +297,6 @@ def _build(folder: Path, idx: SharedIndices, s: dict, key: dict, progress: bool,
                 "decode_seconds": round(time.perf_counter() - started, 1),
                 "files": {f"{name}.npz": (tmp / f"{name}.npz").stat().st_size for name in arrays}}
         (tmp / "data.json").write_text(json.dumps(meta, indent=2) + "\n")
-        mask = os.umask(0)
-        os.umask(mask)
-        os.chmod(tmp, 0o777 & ~mask)
-        if _matches(folder, key):  # another process finished the same cache meanwhile
-            return
-        if folder.exists():  # incomplete, or another key's
-            shutil.rmtree(folder, ignore_errors=True)
-        try:
-            os.replace(tmp, folder)
-        except OSError:
-            if not _matches(folder, key):
-                raise
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def ensure_cache(data_cfg: dict, progress: bool = False, workers: int = 1, quiet: bool = False) -> tuple[Path, bool]:
