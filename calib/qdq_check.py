@@ -32,7 +32,9 @@ class QuantSummary:
     quantize_nodes: int = 0
     dequantize_nodes: int = 0
     activation_types: set[str] = field(default_factory=set)   # dtypes of QuantizeLinear outputs
-    weight_types: set[str] = field(default_factory=set)       # dtypes of constant DequantizeLinear inputs
+    weight_types: set[str] = field(default_factory=set)       # dtypes of dequantized weights and biases
+    constant_types: set[str] = field(default_factory=set)     # dtypes of other dequantized constants (an
+                                                              # Add's table: quantized as activations)
     per_channel_weights: int = 0
     per_tensor_weights: int = 0
     qlinear_ops: Counter = field(default_factory=Counter)     # QOperator-format nodes (QLinearConv …)
@@ -43,12 +45,22 @@ def _as_proto(model) -> onnx.ModelProto:
     return model if isinstance(model, onnx.ModelProto) else load_onnx(model)
 
 
+WEIGHT_OPS = ("Conv", "ConvTranspose", "Gemm", "MatMul")   # the ops whose constant operands are weights
+
+
 def summarize(model) -> QuantSummary:
-    """Counts and types of the quantization in `model` (a path or ModelProto)."""
+    """Counts and types of the quantization in `model` (a path or ModelProto). A dequantized constant is
+    a weight (or an int32 bias) where it feeds a Conv, ConvTranspose, Gemm or MatMul; elsewhere (a
+    positional table added to a sequence, a LayerNorm scale) onnxruntime quantizes it like the
+    activations it meets, so it is counted apart."""
     graph = _as_proto(model).graph
     consts = constant_values(graph)
     s = QuantSummary()
     dq_outputs = set()
+    consumers: dict[str, set[str]] = {}
+    for node in graph.node:
+        for name in node.input:
+            consumers.setdefault(name, set()).add(node.op_type)
     for node in graph.node:
         if node.op_type == "QuantizeLinear":
             s.quantize_nodes += 1
@@ -58,6 +70,9 @@ def summarize(model) -> QuantSummary:
             s.dequantize_nodes += 1
             dq_outputs.add(node.output[0])
             if node.input[0] in consts:
+                if not consumers.get(node.output[0], set()) & set(WEIGHT_OPS):
+                    s.constant_types.add(str(consts[node.input[0]].dtype))
+                    continue
                 s.weight_types.add(str(consts[node.input[0]].dtype))
                 if consts[node.input[0]].dtype == np.int32:  # a bias
                     continue

@@ -309,3 +309,32 @@ def test_budget_searches_of_both_recipes_share_one_calibration(fp32, calib, tmp_
     assert cache.stat().st_mtime_ns == made  # the CPU recipe read the TensorRT recipe's ranges
     fresh = quantize_within_budget(fp32, calib, quantize_int8_cpu, lambda path: 50.0, tmp_path / "alone.onnx")
     assert (tmp_path / "m.int8-cpu.onnx").read_bytes() == fresh.path.read_bytes()  # the same model as calibrating alone
+
+
+def test_a_constant_added_to_a_sequence_is_not_a_weight_for_the_cpu_recipe(tmp_path):
+    """onnxruntime quantizes a constant operand of an Add (the DMD student's positional table) like the
+    activations it meets — uint8 in the int8-cpu recipe: counted apart from the signed weights, so the
+    recipe's check passes (it refused the DMD student before)."""
+    torch = pytest.importorskip("torch")
+
+    class Sequence(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.project = torch.nn.Linear(6, 8)
+            self.register_buffer("positions", torch.randn(5, 8))
+            self.head = torch.nn.Linear(8, 3)
+
+        def forward(self, x):
+            return self.head(torch.relu(self.project(x) + self.positions).amax(dim=1))
+
+    path = tmp_path / "seq.onnx"
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        torch.onnx.export(Sequence().eval(), (torch.randn(1, 5, 6),), str(path), input_names=["x"],
+                          output_names=["logits"], opset_version=18, dynamo=False)
+    samples = save_calibration(tmp_path / "calib.npz", {"x": np.random.default_rng(0).normal(size=(16, 5, 6))
+                                                        .astype(np.float32)})
+    out = quantize_int8_cpu(path, samples, tmp_path / "seq.int8-cpu.onnx")
+    s = summarize(out)
+    assert s.constant_types == {"uint8"} and s.weight_types <= {"int8", "int32"} and "int8" in s.weight_types

@@ -1,6 +1,6 @@
-"""The DMD student network (issue 15, not wired into mke-train yet): shapes of the exported and the
-training paths, graph distillation's edge weights and detached teachers, the decoupling losses by
-hand, FP16-safe masks, and the exported path in ONNX Runtime against PyTorch."""
+"""The DMD student network (issue 15): shapes of the exported and the training paths, graph
+distillation's edge weights, prior and detached teachers, the decoupling losses by hand, FP16-safe masks
+and pooling, the exported path in ONNX Runtime against PyTorch, and the method in mke-train/mke-export."""
 import numpy as np
 import pytest
 import torch
@@ -8,7 +8,7 @@ import torch
 from mke.runtime.errors import MkeError
 from mke.train.models.branches import build_branch
 from mke.train.models.dmd import (MASK_NEGATIVE, DMDNet, DMDParts, GraphDistillation, ImageSequence, SpectrogramSequence,
-                                  attention_mask, margin_loss, masked_mean, orthogonality_loss, positional_table,
+                                  attention_mask, build_dmd, margin_loss, masked_max, masked_mean, orthogonality_loss, positional_table,
                                   reconstruction_loss)
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
@@ -74,6 +74,49 @@ def test_graph_distillation_loss_by_hand_with_two_nodes():
     # the unimodal teacher's node has scores only: its edges compare probabilities alone
     loss, _ = gd({**a, "t": torch.tensor([[0.0, 0.0]])}, {**f, "t": None}, senders=("t",))
     assert torch.isfinite(loss)
+
+
+def test_the_edge_prior_mixes_into_the_weights_and_pulls_the_learned_edges_back():
+    """Weight = ½ (learned edge + 1/sources); + prior_reg × Σ (batch-mean edge − 1/sources)²."""
+    gd = GraphDistillation(2, 2, temperature=1.0, prior_reg=3.0)
+    with torch.no_grad():                    # the edge network scores [node_i, node_j] by node_j's first logit
+        gd.edge[0].weight.zero_(), gd.edge[0].bias.zero_(), gd.edge[2].weight.zero_(), gd.edge[2].bias.zero_()
+        gd.edge[0].weight[0, 4] = 1.0        # j's logit 0 (i's [logits, features] come first: 4 values)
+        gd.edge[2].weight[0, 0] = 1.0
+    logits = {"x": torch.tensor([[0.0, 0.0]]), "t": torch.tensor([[2.0, 0.0]]), "u": torch.tensor([[0.0, 0.0]])}
+    loss, w = gd(logits, {"x": None, "t": None, "u": None}, senders=("t", "u"))
+    e = torch.softmax(torch.tensor([2.0, 0.0]), 0)                       # learned: t 0.881, u 0.119
+    assert w[("t", "x")].item() == pytest.approx(e[0].item(), abs=1e-5)
+    gap_t = 0.5 * (torch.softmax(logits["t"][0], 0) - 0.5).abs().sum()  # probabilities only: no features
+    expected = 3.0 * ((e - 0.5) ** 2).sum() + 0.5 * (e[0] + 0.5) * gap_t + 0.5 * (e[1] + 0.5) * 0.0
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-5)
+    with pytest.raises(MkeError, match="temperature"):
+        GraphDistillation(2, 2, temperature=0.0)
+
+
+def test_max_pooling_over_time_skips_padded_steps():
+    x = torch.tensor([[[1.0, -5.0], [3.0, -2.0], [100.0, 100.0]]])
+    assert masked_max(x, torch.tensor([[True, True, False]])).tolist() == [[3.0, -2.0]]
+    assert masked_max(x, None).tolist() == [[100.0, 100.0]]
+    with pytest.raises(MkeError, match="pool"):
+        tiny_dmd(pool="median")
+
+
+def test_build_dmd_names_a_missing_or_unknown_setting():
+    from mke.train.config import resolve_config
+    from mke.train.tasks import get_task
+
+    cfg = resolve_config("av", None, [])
+    task = get_task("av")
+    del cfg["model"]["dmd"]["gd_prior_reg"]
+    with pytest.raises(MkeError, match="lacks gd_prior_reg"):
+        build_dmd(task, cfg, ("rgb", "audio"), 8)
+    cfg["model"]["dmd"]["gd_prior_reg"], cfg["model"]["dmd"]["depth"] = 1.0, 3
+    with pytest.raises(MkeError, match="has no setting depth"):
+        build_dmd(task, cfg, ("rgb", "audio"), 8)
+    del cfg["model"]["dmd"]
+    with pytest.raises(MkeError, match="no model.dmd section"):
+        build_dmd(task, cfg, ("rgb", "audio"), 8)
 
 
 def test_decoupling_losses_by_hand():

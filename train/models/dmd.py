@@ -30,6 +30,7 @@ from torch import nn
 from mke.runtime.errors import MkeError
 
 LOSS_WEIGHTS = {"heads": 1.0, "homo_gd": 0.1, "hetero_gd": 0.1, "decouple": 0.1, "margin": 0.1}   # beside the fused scores' task loss
+DMD_SETTINGS = ("width", "kernels", "pool", "heads", "layers", "gd_hidden", "gd_temperature", "gd_prior_reg", "margin", "loss")
 MASK_NEGATIVE = -1e4   # "no attention" for masked keys: finite, so FP16 softmax stays finite (−inf gives NaN rows)
 
 
@@ -121,22 +122,42 @@ def masked_mean(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
     return (x * w).sum(dim=1) / w.sum(dim=1).clamp(min=1.0)
 
 
+def masked_max(x: torch.Tensor, valid: torch.Tensor | None) -> torch.Tensor:
+    """The maximum over time (N, L, d) → (N, d) of the valid steps only: what a short event in a long
+    sequence (a word in a 2 s clip) leaves, where the mean dilutes it."""
+    if valid is None:
+        return x.amax(dim=1)
+    return x.masked_fill(~valid[..., None], MASK_NEGATIVE).amax(dim=1)
+
+
+POOLS = {"mean": masked_mean, "max": masked_max}
+
+
 class GraphDistillation(nn.Module):
     """A graph-distillation unit. Nodes are modalities, each with its logits (N, K) and features (N, d);
-    the weight of the edge j → i (j teaches i) comes from a small network over the two nodes'
-    [logits, features], softmax-normalised over i's incoming edges, per sample. The loss sums, over
-    edges, weight × (half the L1 distance between their softmax probabilities + half the distance between
-    their unit-length features: each in [0, 1]), the teacher side detached;
-    nodes named in `senders` only teach (MKE's unimodal teacher)."""
+    the edge j → i (j teaches i) gets a score from a small network over the two nodes' [logits, features],
+    divided by `temperature` and softmax-normalised over i's incoming edges, per sample (the learned edge).
+    The distillation weight of an edge is the mean of its learned edge and the uniform prior (1 / i's
+    incoming edges), and a regulariser pulls each edge's batch mean towards that prior, `prior_reg` ×
+    squared gap: an edge network trained by the same loss it weighs otherwise collapses onto the closest
+    node (measured on av: every weight on the other modality, none on the teacher; docs/dmd.md). The
+    loss sums, over edges, weight × (half the L1 distance between their softmax probabilities + half the
+    distance between their unit-length features: each in [0, 1]), the teaching side detached; nodes named
+    in `senders` only teach (MKE's unimodal teacher)."""
 
-    def __init__(self, num_classes: int, width: int, hidden: int = 32):
+    def __init__(self, num_classes: int, width: int, hidden: int = 32, temperature: float = 8.0,
+                 prior_reg: float = 1.0):
         super().__init__()
+        if temperature <= 0:
+            raise MkeError(f"a graph-distillation temperature must be > 0, got {temperature}")
+        self.temperature, self.prior_reg = float(temperature), float(prior_reg)
         self.edge = nn.Sequential(nn.Linear(2 * (num_classes + width), hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
     def forward(self, logits: dict[str, torch.Tensor], features: dict[str, torch.Tensor | None],
                 senders: tuple[str, ...] = ()) -> tuple[torch.Tensor, dict[tuple[str, str], torch.Tensor]]:
-        """(loss, {(teacher j, receiver i): per-sample weight}); a node whose features are None (the unimodal
-        teacher: scores only) enters the edge network with zero features and is distilled on its scores."""
+        """(loss, {(teacher j, receiver i): per-sample learned edge}); a node whose features are None (the
+        unimodal teacher: scores only) enters the edge network with zero features and is distilled on its
+        scores."""
         names = list(logits)
         width = self.edge[0].in_features // 2 - logits[names[0]].shape[1]
         node = {n: torch.cat([logits[n], features[n] if features.get(n) is not None
@@ -153,12 +174,14 @@ class GraphDistillation(nn.Module):
             if not sources:
                 continue
             scores = torch.cat([self.edge(torch.cat([node[i], node[j].detach()], dim=1)) for j in sources], dim=1)
-            w = torch.softmax(scores, dim=1)                                     # (N, sources)
+            w = torch.softmax(scores.float() / self.temperature, dim=1)          # (N, sources)
+            prior = 1.0 / len(sources)
+            loss = loss + self.prior_reg * (w.mean(dim=0) - prior).pow(2).sum()
             for k, j in enumerate(sources):
                 gap = 0.5 * (prob[i] - prob[j].detach()).abs().sum(dim=1)         # per sample, in [0, 1]
                 if unit.get(i) is not None and unit.get(j) is not None:
                     gap = gap + 0.5 * (unit[i] - unit[j].detach()).norm(dim=1)  # in [0, 1]
-                loss = loss + (w[:, k] * gap).mean()
+                loss = loss + (0.5 * (w[:, k] + prior) * gap).mean()
                 weights[(j, i)] = w[:, k].detach()
         return loss, weights
 
@@ -187,9 +210,13 @@ class DMDNet(nn.Module):
 
     def __init__(self, sequences: dict[str, tuple[nn.Module, int]], lengths: dict[str, int], num_classes: int,
                  width: int = 32, kernels: dict[str, tuple[int, ...]] | None = None, heads: int = 4,
-                 layers: int = 2, dropout: float = 0.0, gd_hidden: int = 32, margin: float = 0.1,
-                 loss_weights: dict[str, float] | None = None):
+                 layers: int = 2, dropout: float = 0.0, gd_hidden: int = 32, gd_temperature: float = 8.0,
+                 gd_prior_reg: float = 1.0, margin: float = 0.1, loss_weights: dict[str, float] | None = None,
+                 pool: str = "max"):
         super().__init__()
+        if pool not in POOLS:
+            raise MkeError(f"model.dmd.pool must be one of {', '.join(POOLS)}, got {pool!r}")
+        self.pool = POOLS[pool]
         self.margin = float(margin)
         self.loss_weights = {**LOSS_WEIGHTS, **(loss_weights or {})}
         if len(sequences) < 2:
@@ -214,8 +241,8 @@ class DMDNet(nn.Module):
         self.hetero_head = nn.Linear(width, num_classes)
         self.classifier = nn.Sequential(nn.Linear(2 * width * len(sequences), 2 * width), nn.ReLU(),
                                         nn.Dropout(dropout), nn.Linear(2 * width, num_classes))
-        self.homo_gd = GraphDistillation(num_classes, width, gd_hidden)
-        self.hetero_gd = GraphDistillation(num_classes, width, gd_hidden)
+        self.homo_gd = GraphDistillation(num_classes, width, gd_hidden, gd_temperature, gd_prior_reg)
+        self.hetero_gd = GraphDistillation(num_classes, width, gd_hidden, gd_temperature, gd_prior_reg)
 
     def _parts(self, inputs: dict[str, torch.Tensor], valid: dict[str, torch.Tensor | None], train: bool):
         projected, shared, private = {}, {}, {}
@@ -237,8 +264,8 @@ class DMDNet(nn.Module):
                 for block in self.cross[f"{s}_to_{t}"]:
                     h = block(h, private[s], mask)
             hetero[t] = h
-        pooled_shared = {n: masked_mean(shared[n], valid.get(n)) for n in self.input_names}
-        pooled_hetero = {n: masked_mean(hetero[n], valid.get(n)) for n in self.input_names}
+        pooled_shared = {n: self.pool(shared[n], valid.get(n)) for n in self.input_names}
+        pooled_hetero = {n: self.pool(hetero[n], valid.get(n)) for n in self.input_names}
         fused = torch.cat([pooled_shared[n] for n in self.input_names] + [pooled_hetero[n] for n in self.input_names],
                           dim=1)
         logits = self.classifier(fused)
@@ -345,10 +372,13 @@ def build_dmd(task, cfg: dict, modalities: tuple[str, ...], num_classes: int, dr
     """The DMD student of an audio-visual task: an image clip (T, C, H, W) becomes the per-image features of
     its `model.branches` branch, a spectrogram (C, bands, frames) the per-step features of its branch's
     convolutions; `model.dmd` sets the rest
-    (width, heads, layers, kernels, gd_hidden, margin, loss weights)."""
+    (DMD_SETTINGS: width, heads, layers, kernels, the GD units' sizes, margin, loss weights)."""
     from mke.train.models.branches import build_branch
 
-    d = dict(cfg["model"].get("dmd") or {})
+    if "dmd" not in cfg["model"]:
+        raise MkeError(f"task {task.name}'s config has no model.dmd section (the DMD student's sizes; configs/av.yaml "
+                       f"shows one)")
+    d = dict(cfg["model"]["dmd"])
     sequences, lengths = {}, {}
     for name in modalities:
         shape = task.input_modality(name).input_shape(task.input_params(cfg, name))
@@ -364,14 +394,15 @@ def build_dmd(task, cfg: dict, modalities: tuple[str, ...], num_classes: int, dr
             sequences[name], lengths[name] = (encoder, features), length
         else:
             raise MkeError(f"a DMD student takes image clips and spectrograms; input {name!r} has the shape {shape}")
-    unknown = sorted(set(d) - {"width", "heads", "layers", "kernels", "gd_hidden", "margin", "loss"})
-    if unknown:
-        raise MkeError(f"model.dmd has no setting {', '.join(unknown)}; it takes width, heads, layers, kernels, "
-                       f"gd_hidden, margin, loss")
-    bad = sorted(set(d.get("loss") or {}) - set(LOSS_WEIGHTS))
+    unknown, missing = sorted(set(d) - set(DMD_SETTINGS)), sorted(set(DMD_SETTINGS) - set(d))
+    if unknown or missing:
+        raise MkeError(f"model.dmd {'has no setting ' + ', '.join(unknown) if unknown else 'lacks ' + ', '.join(missing)}; "
+                       f"it takes {', '.join(DMD_SETTINGS)} (configs/av.yaml shows them all)")
+    bad = sorted(set(d["loss"]) - set(LOSS_WEIGHTS))
     if bad:
         raise MkeError(f"model.dmd.loss has no weight {', '.join(bad)}; it weighs {', '.join(LOSS_WEIGHTS)}")
-    return DMDNet(sequences, lengths, num_classes, width=int(d.get("width", 32)),
-                  kernels={k: tuple(v) for k, v in (d.get("kernels") or {}).items()}, heads=int(d.get("heads", 4)),
-                  layers=int(d.get("layers", 2)), dropout=dropout, gd_hidden=int(d.get("gd_hidden", 32)),
-                  margin=float(d.get("margin", 0.1)), loss_weights=d.get("loss"))
+    return DMDNet(sequences, lengths, num_classes, width=int(d["width"]),
+                  kernels={k: tuple(v) for k, v in d["kernels"].items()}, heads=int(d["heads"]),
+                  layers=int(d["layers"]), dropout=dropout, gd_hidden=int(d["gd_hidden"]),
+                  gd_temperature=float(d["gd_temperature"]), gd_prior_reg=float(d["gd_prior_reg"]),
+                  margin=float(d["margin"]), loss_weights=d["loss"], pool=str(d["pool"]))
