@@ -14,6 +14,7 @@ examples:
   mke-train --task twomoon seeds=3 workers=1   fewer seeds, in this process
   mke-train --task twomoon --config my.yaml student.optim.epochs=500 --name short
   mke-train --list-tasks
+  torchrun --nproc-per-node 2 --no-python mke-train --task rgbd   one training on 2 processes (docs/scale.md)
 
 Overrides are key=value with dotted keys from the task's YAML (configs/<task>.yaml, merged over
 the shared configs/defaults.yaml; --print-config shows them all); values are read as YAML. A run
@@ -74,12 +75,25 @@ def _run(args) -> int:
     if args.print_config:
         print(dump_config(cfg), end="")
         return 0
+    from mke.train import distributed
+    from mke.train.fit import resolve_device
     from mke.train.pipeline import run_mke
     from mke.train.report import headline_table, regularization_table
 
     root = args.runs_dir / (args.name or args.task)
-    print(f"mke-train: task {args.task}, {cfg['seeds']} seeds, {cfg['workers']} workers -> {root}/")
-    metrics = run_mke(cfg, root, fresh=args.fresh, progress=not args.no_progress)
+    me = distributed.init(resolve_device(cfg["device"]))  # under torchrun: join its process group
+    try:
+        if me.size > 1:
+            if me.main:
+                print(f"mke-train: task {args.task}, {cfg['seeds']} seeds, data-parallel on {me.size} processes "
+                      f"(torchrun) -> {root}/")
+        else:
+            print(f"mke-train: task {args.task}, {cfg['seeds']} seeds, {cfg['workers']} workers -> {root}/")
+        metrics = run_mke(cfg, root, fresh=args.fresh, progress=not args.no_progress)
+    finally:
+        distributed.shutdown()
+    if not me.main:
+        return 0
     print()
     print(headline_table(metrics))
     reg = regularization_table(metrics)

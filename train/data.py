@@ -1,22 +1,153 @@
 """The data MKE works on: D_l (modality α with labels), D_u (α + β, labels optional), a test split.
 
-A `Split` holds one split in memory as `{modality: tensor}` with samples first; it yields batches
-as smaller `Split`s, so the trainer never needs to know the task. File-backed datasets (large
-segmentation sets) plug in at the same place: anything with `__len__`, `select` and `batches`.
+A `Split` holds one split as `{modality: tensor}` with samples first; it yields batches as smaller
+`Split`s, so the trainer never needs to know the task. Data larger than memory: an input may be
+`LazyInputs` instead of a tensor — samples made when a batch asks for them (frames memory-mapped
+on disk, preprocessed per batch) — and such a split's batches come from a torch DataLoader whose
+worker processes make them while the model trains (`loader` settings, `LoaderSettings`), in the
+order and with the random draws of the in-memory batches: the same batches, to the last bit.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from typing import Any, Iterator, Sequence
+from typing import Any, Iterator, Protocol, Sequence
 
+import numpy as np
 import torch
 
 from mke.runtime.errors import MkeError
 
 
+class SampleSource(Protocol):
+    """Where `LazyInputs` gets its samples: `load(rows)` stacks samples `rows` (int64 numpy indices)
+    into one tensor, samples first. It must pickle cheaply (DataLoader workers may receive it)."""
+
+    def __len__(self) -> int: ...
+
+    def load(self, rows: np.ndarray) -> torch.Tensor: ...
+
+
+class TensorRows:
+    """A tensor as a `SampleSource` (an in-memory part beside lazy ones, after `Split.concat`)."""
+
+    def __init__(self, tensor: torch.Tensor):
+        self.tensor = tensor
+
+    def __len__(self) -> int:
+        return len(self.tensor)
+
+    def load(self, rows: np.ndarray) -> torch.Tensor:
+        return self.tensor[torch.from_numpy(rows)]
+
+
+@dataclass(frozen=True)
+class LoaderSettings:
+    """How the batches of a lazy split are made (config section `loader`): DataLoader worker
+    processes (0: in this process), page-locked memory for GPU copies, workers kept between passes,
+    batches each worker prepares ahead. `of` resolves the config's automatic values for this machine."""
+
+    num_workers: int = 0
+    pin_memory: bool = False
+    persistent_workers: bool = False
+    prefetch_factor: int | None = None
+
+    @classmethod
+    def of(cls, cfg: dict) -> "LoaderSettings":
+        """`loader.num_workers` 0 = auto: the threads this process trains with less one (at least one, at
+        most 8: the rest preprocess), -1 = none; `pin_memory` auto = on with a CUDA device;
+        `prefetch_factor` 0 = 2 a worker."""
+        c = cfg["loader"]
+        workers = int(c["num_workers"])
+        if workers < -1:
+            raise MkeError(f"loader.num_workers must be -1 (none), 0 (auto) or a count, got {workers}")
+        if workers == 0:
+            workers = min(8, max(1, torch.get_num_threads() - 1))
+        workers = max(0, workers)
+        pin = c["pin_memory"]
+        if pin not in ("auto", "always", "never"):
+            raise MkeError(f"loader.pin_memory must be auto, always or never, got {pin!r}")
+        device = cfg["device"]
+        on_gpu = torch.cuda.is_available() if device == "auto" else torch.device(device).type == "cuda"
+        pin = on_gpu if pin == "auto" else pin == "always"
+        prefetch = int(c["prefetch_factor"]) or 2
+        return cls(workers, pin and torch.cuda.is_available(), bool(c["persistent_workers"]) and workers > 0,
+                   prefetch if workers > 0 else None)
+
+
+class LazyInputs:
+    """One input of a split whose samples are made on demand: rows of one or more `SampleSource`s.
+    Indexing (an int, a slice, an index tensor or array) returns a tensor of just those samples;
+    `view` a lazy subset; `cat` lays several end to end. `loader` says how a split made of it batches."""
+
+    def __init__(self, sources: Sequence[SampleSource], source_of: np.ndarray | None = None,
+                 row: np.ndarray | None = None, loader: LoaderSettings = LoaderSettings(),
+                 sample: tuple[tuple[int, ...], torch.dtype] | None = None):
+        self.sources, self.loader = list(sources), loader
+        if source_of is None:
+            source_of = np.concatenate([np.full(len(s), k, np.int32) for k, s in enumerate(self.sources)])
+            row = np.concatenate([np.arange(len(s), dtype=np.int64) for s in self.sources])
+        self.source_of, self.row = source_of, row
+        if sample is None:  # one sample made now tells every sample's shape and dtype
+            first = self.sources[0].load(np.zeros(1, np.int64))
+            sample = tuple(first.shape[1:]), first.dtype
+        self.sample_shape, self.dtype = sample
+
+    def __len__(self) -> int:
+        return len(self.row)
+
+    @property
+    def shape(self) -> torch.Size:
+        return torch.Size((len(self),) + self.sample_shape)
+
+    def dim(self) -> int:
+        return 1 + len(self.sample_shape)
+
+    def _positions(self, index) -> np.ndarray:
+        if isinstance(index, torch.Tensor):
+            index = index.numpy()
+        return np.arange(len(self))[index]
+
+    def __getitem__(self, index) -> torch.Tensor:
+        if isinstance(index, (int, np.integer)):
+            return self[np.array([index])][0]
+        pos = self._positions(index)
+        source_of, row = self.source_of[pos], self.row[pos]
+        if len(self.sources) == 1:
+            return self.sources[0].load(row)
+        out = torch.empty((len(pos),) + self.sample_shape, dtype=self.dtype)
+        for k in np.unique(source_of):
+            at = np.flatnonzero(source_of == k)
+            out[torch.from_numpy(at)] = self.sources[k].load(row[at])
+        return out
+
+    def view(self, index) -> "LazyInputs":
+        pos = self._positions(index)
+        return LazyInputs(self.sources, self.source_of[pos], self.row[pos], self.loader,
+                          (self.sample_shape, self.dtype))
+
+    def numpy(self) -> np.ndarray:
+        """Every sample, made now and held in memory: for small lazy splits only."""
+        return self[:].numpy()
+
+    @staticmethod
+    def cat(parts: Sequence["LazyInputs | torch.Tensor"]) -> "LazyInputs":
+        first = next(p for p in parts if isinstance(p, LazyInputs))
+        lazy = [p if isinstance(p, LazyInputs) else LazyInputs([TensorRows(p)], sample=(tuple(p.shape[1:]), p.dtype))
+                for p in parts]
+        if any((p.sample_shape, p.dtype) != (first.sample_shape, first.dtype) for p in lazy):
+            raise MkeError(f"cannot concatenate inputs of samples {[(p.sample_shape, p.dtype) for p in lazy]}")
+        sources, source_of, rows = [], [], []
+        for p in lazy:
+            source_of.append(p.source_of + len(sources))
+            sources += p.sources
+            rows.append(p.row)
+        return LazyInputs(sources, np.concatenate(source_of), np.concatenate(rows), first.loader,
+                          (first.sample_shape, first.dtype))
+
+
 @dataclass(frozen=True)
 class Split:
-    inputs: dict[str, torch.Tensor]
+    inputs: dict[str, "torch.Tensor | LazyInputs"]
     targets: Any = None  # class ids, probabilities (classes in dim 1), or indexable compact probabilities
     weights: torch.Tensor | None = None  # loss weight per sample (or per pixel)
 
@@ -52,16 +183,48 @@ class Split:
             None if self.weights is None else self.weights[index],
         )
 
-    def batches(self, batch_size: int = 0, shuffle: bool = False,
-                generator: torch.Generator | None = None) -> Iterator["Split"]:
-        """Batches of `batch_size` samples, optionally shuffled; 0 = the whole split as one batch."""
+    def part(self, start: int, stop: int) -> "Split":
+        """Samples `start` … `stop`-1 in order (a contiguous shard): in-memory tensors as views, no copy."""
+        def cut(t):
+            if t is None:
+                return None
+            if isinstance(t, LazyInputs):
+                return t.view(slice(start, stop))
+            return t[start:stop] if isinstance(t, torch.Tensor) else t[torch.arange(start, min(stop, len(t)))]
+
+        return Split({m: cut(t) for m, t in self.inputs.items()}, cut(self.targets), cut(self.weights))
+
+    def batches(self, batch_size: int = 0, shuffle: bool = False, generator: torch.Generator | None = None,
+                *, rank: int = 0, world: int = 1) -> Iterator["Split"]:
+        """Batches of `batch_size` samples, optionally shuffled; 0 = the whole split as one batch.
+
+        `batch_size` is the global batch of the config. With `world` > 1 (data-parallel ranks) this
+        rank gets its equal share of each global batch (`batch_indices`), so DDP's gradient average
+        over the ranks is the one-process gradient up to float rounding wherever the global batch
+        divides by `world`. With `world` == 1, exactly the one-process batches."""
         n = len(self)
-        if batch_size <= 0 or batch_size >= n:  # one full batch: order does not change the gradient
-            yield self if isinstance(self.targets, (torch.Tensor, type(None))) else self.take(torch.arange(n))
+        lazy = self.lazy
+        if world == 1 and (batch_size <= 0 or batch_size >= n):  # one full batch: order does not change the gradient
+            in_memory = isinstance(self.targets, (torch.Tensor, type(None))) and lazy is None
+            yield self if in_memory else self.take(torch.arange(n))
             return
-        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-        for start in range(0, n, batch_size):
-            yield self.take(order[start:start + batch_size])
+        indices = batch_indices(n, batch_size, shuffle, generator, rank=rank, world=world)
+        if lazy is not None and lazy.num_workers > 0:
+            yield from _loaded(self, list(indices), lazy)  # the permutation drawn now, as the first batch would
+            return
+        for index in indices:
+            yield self.take(index)
+
+    @property
+    def lazy(self) -> LoaderSettings | None:
+        """How this split's batches are loaded if an input is lazy (`LazyInputs`); None if all in memory."""
+        return next((t.loader for t in self.inputs.values() if isinstance(t, LazyInputs)), None)
+
+    def pin_memory(self) -> "Split":
+        """This (in-memory) batch in page-locked memory: what a DataLoader with pin_memory calls."""
+        def pin(t):
+            return t.pin_memory() if isinstance(t, torch.Tensor) else t
+        return Split({m: pin(t) for m, t in self.inputs.items()}, pin(self.targets), pin(self.weights))
 
     @staticmethod
     def concat(parts: Sequence["Split"]) -> "Split":
@@ -77,7 +240,11 @@ class Split:
                 raise MkeError(f"cannot concatenate splits where only some have {key}")
             return torch.cat(items) if isinstance(items[0], torch.Tensor) else type(items[0]).cat(items)
 
-        return Split({m: torch.cat([p.inputs[m] for p in parts]) for m in mods}, cat("targets"), cat("weights"))
+        def cat_inputs(items):
+            lazy = any(isinstance(t, LazyInputs) for t in items)
+            return LazyInputs.cat(items) if lazy else torch.cat(items)
+
+        return Split({m: cat_inputs([p.inputs[m] for p in parts]) for m in mods}, cat("targets"), cat("weights"))
 
 
 @dataclass(frozen=True)
@@ -108,3 +275,87 @@ class MKEData:
     @property
     def num_classes(self) -> int:
         return len(self.class_names)
+
+
+def batch_indices(n: int, batch_size: int = 0, shuffle: bool = False, generator: torch.Generator | None = None,
+                  *, rank: int = 0, world: int = 1) -> Iterator[torch.Tensor]:
+    """The sample indices of each batch `Split.batches` yields, for a split of `n` samples.
+
+    Global batches are `batch_size` consecutive entries of one permutation (`torch.randperm(n,
+    generator)` with `shuffle`, drawn when the first batch is asked for, once per pass, as in one
+    process; else 0 … n-1); 0 or ≥ n is one batch of all, with no draw. Rank `rank` of `world` takes the
+    `rank`-th of `world` equal contiguous parts of each global batch. A global batch that does not
+    divide by `world` is padded, as `torch.utils.data.DistributedSampler` pads, by repeating its first
+    samples: those few count twice in that step's gradient, and every rank takes the same number of
+    steps (DDP needs it)."""
+    if world < 1 or not 0 <= rank < world:
+        raise MkeError(f"data-parallel rank {rank} of world {world}: need world >= 1 and 0 <= rank < world")
+    if batch_size <= 0 or batch_size >= n:
+        order, batch_size = torch.arange(n), max(n, 1)
+    else:
+        order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
+    for start in range(0, n, batch_size):
+        index = order[start:start + batch_size]
+        if world > 1:
+            share = -(-len(index) // world)
+            if share * world > len(index):
+                index = torch.cat([index, index.repeat(world)[:share * world - len(index)]])
+            index = index[rank * share:(rank + 1) * share]
+        yield index
+
+
+def data_parallel_world() -> tuple[int, int]:
+    """(rank, world size) of the torchrun process group this process has joined
+    (`mke.train.distributed.init`); (0, 1) outside one, torchrun or not."""
+    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+        return 0, 1
+    return torch.distributed.get_rank(), torch.distributed.get_world_size()
+
+
+class _PassBatches(torch.utils.data.Sampler):
+    """A DataLoader's batch sampler whose batches are set before each pass (a loader, and its worker
+    processes, outlive one pass: `persistent_workers`)."""
+
+    def __init__(self):
+        super().__init__()
+        self.batches: list[torch.Tensor] = []
+
+    def __iter__(self):
+        return iter(self.batches)
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+class _SplitRows(torch.utils.data.Dataset):
+    """A split as a map-style dataset: `__getitems__` makes a whole batch (one `Split.take`)."""
+
+    def __init__(self, split: Split):
+        self.split = split
+
+    def __len__(self) -> int:
+        return len(self.split)
+
+    def __getitems__(self, rows) -> Split:
+        return self.split.take(torch.as_tensor(rows))
+
+
+def _as_is(batch: Split) -> Split:
+    return batch
+
+
+def _loaded(split: Split, batches: list[torch.Tensor], settings: LoaderSettings) -> Iterator[Split]:
+    """`batches` of `split` (index tensors) made by a DataLoader's workers, in order; the loader is
+    kept on the split for its next pass."""
+    cached = split.__dict__.get("_loader")
+    if cached is None or cached[2] != settings:
+        sampler = _PassBatches()
+        loader = torch.utils.data.DataLoader(_SplitRows(split), batch_sampler=sampler, collate_fn=_as_is,
+                                             num_workers=settings.num_workers, pin_memory=settings.pin_memory,
+                                             persistent_workers=settings.persistent_workers,
+                                             prefetch_factor=settings.prefetch_factor)
+        cached = (loader, sampler, settings)
+        object.__setattr__(split, "_loader", cached)
+    loader, sampler, _ = cached
+    sampler.batches = batches
+    yield from loader

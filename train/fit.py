@@ -10,12 +10,18 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import math
+import sys
+import time
+from pathlib import Path
 
 import torch
 
 from mke.runtime.errors import MkeError
+from mke.train import distributed
+from mke.train.checkpoint import load_train_state, save_train_state
 from mke.train.data import Split
 from mke.train.label_kinds import label_kind
+from mke.train.sync_batchnorm import synchronise
 from mke.train.methods import Regularization
 from mke.train.transforms import add_relative_noise
 
@@ -134,9 +140,137 @@ def channels_last(inputs: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     return {m: x.contiguous(memory_format=torch.channels_last) if x.dim() == 4 else x for m, x in inputs.items()}
 
 
+@dataclasses.dataclass
+class Throughput:
+    """How fast `fit` trained: samples (global: all ranks, padding included), seconds of its steps
+    (wall clock, from asking for a batch to the optimizer step; no state writes or callbacks) and the
+    seconds of those spent waiting for the next batch (in the batch iterator: indexing, reading,
+    decoding). A unit passes one in and puts `as_dict()` into its result JSON."""
+
+    samples: int = 0
+    seconds: float = 0.0
+    data_wait_s: float = 0.0
+
+    def as_dict(self) -> dict:
+        return {"samples": self.samples, "seconds": round(self.seconds, 4), "data_wait_s": round(self.data_wait_s, 4),
+                "samples_per_s": round(self.samples / self.seconds, 2) if self.seconds > 0 else None,
+                "data_wait_share": round(self.data_wait_s / self.seconds, 4) if self.seconds > 0 else None}
+
+    @staticmethod
+    def summary(records: list[dict]) -> dict | None:
+        """Samples/s and data-wait share over several `as_dict()` records (a stage's trainings); records
+        without `data_wait_s` (a pseudo-label pass) give samples/s alone."""
+        records = [r for r in records if {"samples", "seconds"} <= set(r)]
+        seconds = sum(r["seconds"] for r in records)
+        if not records or seconds <= 0:
+            return None
+        out = {"samples_per_s": round(sum(r["samples"] for r in records) / seconds, 2)}
+        if all("data_wait_s" in r for r in records):
+            out["data_wait_share"] = round(sum(r["data_wait_s"] for r in records) / seconds, 4)
+        return out
+
+
+class _LossOf(torch.nn.Module):
+    """A network's own `training_loss` as a forward pass: DistributedDataParallel synchronises the
+    gradients of what runs through its wrapped module's forward, so the DMD student's loss must."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs, targets, weights, kind):
+        return self.model.training_loss(inputs, targets, weights, kind)
+
+
+def _data_parallel(model: torch.nn.Module, device: str, own_loss: bool) -> torch.nn.Module:
+    """`model` (or its `_LossOf`) in DistributedDataParallel. Its batch norm must already be
+    synchronised (mke.train.sync_batchnorm): statistics over the global batch, as in one process."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    if hasattr(model, "unstack"):
+        raise MkeError("stacked seeds (mke.train.stacked) cannot train data-parallel: their full batch is "
+                       "one chunk per seed; under torchrun the pipeline trains seeds one by one")
+    cuda = torch.device(device).type == "cuda"
+    module = _LossOf(model) if own_loss else model
+    # a network with its own losses may leave parts unused in a step (e.g. a teacher that only sends)
+    return DistributedDataParallel(module, device_ids=[torch.cuda.current_device()] if cuda else None,
+                                   find_unused_parameters=own_loss)
+
+
+def _rank_seed(seed: int, rank: int) -> int:
+    """Rank r's seed for noise and dropout (rank 0's is `seed`, as in one process): the ranks' shares
+    of a batch draw different noise."""
+    return seed + 1_000_003 * rank
+
+
+def train_fingerprint(model: torch.nn.Module, optim: OptimSettings, reg: Regularization, seed: int, samples: int,
+                      precision: str, tag: str = "") -> str:
+    """What a training-state file must match to be resumed: the model's tensors (names, shapes), the
+    optimizer settings, T, the seed, the split's size, the precision and the caller's `tag` (e.g. the
+    teacher whose pseudo labels the split holds) — not the number of ranks."""
+    import hashlib
+    import json
+
+    what = {"tensors": [[k, list(v.shape)] for k, v in model.state_dict().items()],
+            "optim": dataclasses.asdict(optim), "reg": repr(reg), "seed": seed, "samples": samples,
+            "precision": precision, "tag": tag}
+    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _rng_states(device: str) -> dict:
+    """This rank's global RNG states (CPU, and CUDA's on a GPU) as uint8 tensors."""
+    states = {"cpu": torch.get_rng_state()}
+    if torch.device(device).type == "cuda":
+        states["cuda"] = torch.cuda.get_rng_state()
+    return states
+
+
+def _save_state(path, fingerprint: str, epoch: int, step: int, model, opt, schedule, scaler, generator,
+                device: str, me: distributed.World) -> None:
+    """Every rank's RNG states gathered to rank 0, which writes the file (atomically)."""
+    rng = distributed.all_gather_object(_rng_states(device))
+    if me.main:
+        save_train_state(path, {"fingerprint": fingerprint, "epoch": epoch, "step": step, "world": me.size,
+                                "model": model.state_dict(), "optimizer": opt.state_dict(),
+                                "schedule": None if schedule is None else schedule.state_dict(),
+                                "scaler": scaler.state_dict(), "generator": generator.get_state(), "rng": rng})
+
+
+def _resume(path, fingerprint: str, model, opt, schedule, scaler, generator, seed: int, device: str,
+            me: distributed.World) -> tuple[int, int]:
+    """(epochs done, steps done) from the training-state file at `path` if it matches, else (0, 0).
+    Ranks that did not exist when it was written (resumed on more ranks) seed their RNG from the seed,
+    rank and epoch: their noise and dropout then differ from an uninterrupted run's."""
+    state = load_train_state(path, fingerprint, quiet=not me.main)
+    epochs = distributed.all_gather_object(None if state is None else state["epoch"])
+    if len(set(epochs)) > 1:
+        raise MkeError(f"the ranks read different training states at {path} (epochs {epochs}): the run folder "
+                       "must be on a filesystem every rank sees")
+    if state is None:
+        return 0, 0
+    model.load_state_dict(state["model"])
+    opt.load_state_dict(state["optimizer"])
+    if schedule is not None:
+        schedule.load_state_dict(state["schedule"])
+    scaler.load_state_dict(state["scaler"])
+    generator.set_state(state["generator"])
+    if me.rank < len(state["rng"]):
+        mine = state["rng"][me.rank]
+        torch.set_rng_state(mine["cpu"])
+        if "cuda" in mine and torch.device(device).type == "cuda":
+            torch.cuda.set_rng_state(mine["cuda"])
+    else:
+        torch.manual_seed(_rank_seed(seed, me.rank) + state["epoch"])
+    if me.main:
+        print(f"mke-train: resuming {path.name} after epoch {state['epoch']} (step {state['step']}, written by "
+              f"{state['world']} rank{'s' if state['world'] > 1 else ''})", file=sys.stderr, flush=True)
+    return state["epoch"], state["step"]
+
+
 def fit(model: torch.nn.Module, split: Split, optim: "dict | OptimSettings", reg: Regularization, *, seed: int,
         task=None, device: str = "cpu", class_weight: torch.Tensor | None = None, on_epoch=None,
-        precision: str = "fp32") -> torch.nn.Module:
+        precision: str = "fp32", state_path: Path | None = None, state_every_s: float = 0.0, state_tag: str = "",
+        throughput: Throughput | None = None) -> torch.nn.Module:
     """Train `model` in place on `split` (inputs + targets [+ weights]) for `optim.epochs` epochs
     (`optim`: an optimizer config section or its OptimSettings), with the loss of `task`'s label kind
     (without a task: single-label targets, class ids or softmax probabilities).
@@ -145,35 +279,59 @@ def fit(model: torch.nn.Module, split: Split, optim: "dict | OptimSettings", reg
     whole loss itself, the task's loss (`kind.loss`) among its terms.
 
     Image models train in channels-last memory layout (measured 1.7× faster per step on this
-    project's CPU segmentation nets, same results up to float rounding)."""
+    project's CPU segmentation nets, same results up to float rounding).
+
+    Under torchrun (mke.train.distributed: every rank calls fit alike) the model trains in
+    DistributedDataParallel, each rank on its share of every global batch (`Split.batches` rank/world).
+
+    `state_path`: at the end of an epoch, if `state_every_s` seconds passed since the last write (0:
+    every epoch), rank 0 writes the training state there (model, optimizer, schedule, GradScaler,
+    epoch, step, the shuffle generator and every rank's RNG states); a later call with a matching
+    state (`train_fingerprint`, with `state_tag`) continues after its epoch. The caller deletes the file once it has
+    saved the trained model. `throughput`: accumulates samples, step seconds and data wait."""
     if split.targets is None:
         raise MkeError("cannot train on a split without targets")
     optim = OptimSettings.of(optim)
+    me = distributed.world()
     kind = label_kind(task.kind if task is not None else "classification")
     loss_of = kind.loss
     own_loss = hasattr(model, "training_loss")   # a network with losses of its own (DMD): it computes the whole loss
-    torch.manual_seed(seed)
-    generator = torch.Generator().manual_seed(seed)
+    torch.manual_seed(seed if me.rank == 0 else _rank_seed(seed, me.rank))
+    generator = torch.Generator().manual_seed(seed)  # the same on every rank: one permutation per epoch
     images = image_inputs(split)
     model.to(device).train()
     if images:
         model.to(memory_format=torch.channels_last)
     precision = resolve_precision(precision, device)
     scaler = torch.amp.GradScaler(torch.device(device).type, enabled=precision == "fp16")
+    restore_batch_norm = synchronise(model, device) if me.size > 1 else None
+    net = _data_parallel(model, device, own_loss) if me.size > 1 else model
     opt = make_optimizer(model.parameters(), optim)
     batch_size = optim.batch_size
     steps_per_epoch = 1 if batch_size <= 0 else math.ceil(len(split) / batch_size)
     total_steps = max(1, round(optim.epochs * steps_per_epoch))  # epochs may be fractional: the last one stops early
     schedule = make_schedule(opt, optim, total_steps)
-    step = 0
+    step, first_epoch = 0, 0
+    if state_path is not None:
+        state_path = Path(state_path)
+        fingerprint = train_fingerprint(model, optim, reg, seed, len(split), precision, state_tag)
+        first_epoch, step = _resume(state_path, fingerprint, model, opt, schedule, scaler, generator, seed, device, me)
+    last_write = time.monotonic()
     augment = reg.augment_params
     if class_weight is not None:
         class_weight = class_weight.to(device)
-    for epoch in range(math.ceil(optim.epochs)):
-        for batch in split.batches(batch_size, shuffle=True, generator=generator):
-            if step == total_steps:
+    clock = time.perf_counter
+    for epoch in range(first_epoch, math.ceil(optim.epochs)):
+        started, waited, samples = clock(), 0.0, 0
+        batches = iter(split.batches(batch_size, shuffle=True, generator=generator, rank=me.rank, world=me.size))
+        while True:
+            asked = clock()
+            batch = next(batches, None)
+            waited += clock() - asked
+            if batch is None or step == total_steps:
                 break
             step += 1
+            samples += len(batch) * me.size
             if augment:
                 batch = task.augment(batch, augment, generator)
             inputs = {m: add_relative_noise(x.to(device), reg.input_noise) for m, x in batch.inputs.items()}
@@ -183,9 +341,10 @@ def fit(model: torch.nn.Module, split: Split, optim: "dict | OptimSettings", reg
             targets = batch.targets.to(device)
             with autocast(device, precision):
                 if own_loss:
-                    loss = model.training_loss(inputs, targets, weights, kind)
+                    loss = (net(inputs, targets, weights, kind) if net is not model
+                            else model.training_loss(inputs, targets, weights, kind))
                 else:
-                    scores = model(**inputs)
+                    scores = net(**inputs)
             if not own_loss:
                 loss = loss_of(scores.float(), targets, weights, class_weight)
             opt.zero_grad(set_to_none=True)
@@ -194,8 +353,19 @@ def fit(model: torch.nn.Module, split: Split, optim: "dict | OptimSettings", reg
             scaler.update()
             if schedule is not None:
                 schedule.step()
+        if torch.device(device).type == "cuda":
+            torch.cuda.synchronize()  # the steps' kernels finished: the epoch's seconds are the GPU's too
+        if throughput is not None:
+            throughput.samples += samples
+            throughput.seconds += clock() - started
+            throughput.data_wait_s += waited
+        if state_path is not None and distributed.broadcast_object(time.monotonic() - last_write >= state_every_s):
+            _save_state(state_path, fingerprint, epoch + 1, step, model, opt, schedule, scaler, generator, device, me)
+            last_write = time.monotonic()
         if on_epoch is not None:
             on_epoch(epoch, loss.item())
+    if restore_batch_norm is not None:
+        restore_batch_norm()
     return model.to(memory_format=torch.contiguous_format).eval()
 
 

@@ -10,8 +10,11 @@
 Every unit of work writes its result JSON last (atomically); a unit whose result exists is done,
 so a killed run resumes where it stopped. A student trained on another teacher's labels is redone.
 A run resumed by different code (training, the shared preprocessing or the room renderer changed)
-reuses what it finished, with a warning that names `--fresh`.
-Units run in a pool of worker processes (`workers`), each stage with its own progress bar.
+reuses what it finished, with a warning that names `--fresh`. A unit killed mid-training continues
+from its last training state (`*.state.pt`, written at epoch ends: mke.train.fit, `train_state`).
+Units run in a pool of worker processes (`workers`), each stage with its own progress bar. Under
+torchrun (mke.train.distributed) every rank runs every unit in lockstep, data-parallel, one unit at a
+time; rank 0 alone writes the run folder, evaluates on the test split and shows progress.
 Reading a run back (its folder, config, models) is `mke.train.runs`, public for mke-export.
 """
 from __future__ import annotations
@@ -34,11 +37,12 @@ from tqdm import tqdm
 from mke.runtime.errors import MkeError
 from mke.runtime.fileio import file_sha256, write_json, write_text
 from mke.runtime.memory import huge_pages_off
+from mke.train import distributed
 from mke.train.augment import nearest_inputs
 from mke.train.checkpoint import save_checkpoint, warm_start
 from mke.train.config import dump_config
 from mke.train.data import MKEData, Split
-from mke.train.fit import OptimSettings, fit, predict, resolve_device
+from mke.train.fit import OptimSettings, Throughput, fit, predict, resolve_device
 from mke.train.methods import NO_REG, TEACHER, Method, Regularization, StudentJob, augmentation, plan_students
 from mke.train.pseudo import PseudoLabelCache, PseudoLabels, pseudo_targets
 from mke.train.runs import RunDir, load_model, read_json, run_config, run_context
@@ -48,7 +52,7 @@ from mke.train.tta import tta_batches, tta_probs, views
 
 # Keys that change how fast a run goes, not what is trained: a resumed run may differ in them. (The
 # threads each unit gets, cores / workers, can change float rounding, hence the last digits.)
-SPEED_KEYS = ("workers",)
+SPEED_KEYS = ("workers", "train_state", "loader")
 
 
 # ---------------------------------------------------------------- work done inside worker processes
@@ -83,20 +87,33 @@ def teacher_augmentation(cfg: dict) -> Regularization:
 
 
 def _train(cfg: dict, task, data: MKEData, seeds: tuple[int, ...], build, split_of, optim: OptimSettings,
-           reg: Regularization) -> list[torch.nn.Module]:
+           reg: Regularization, state_path: Path, throughput: Throughput, tag: str = "") -> list[torch.nn.Module]:
     """One model per seed, `build(seed)`, trained on `split_of(seed)`: one by one, or — a task that
-    stacks its seeds (Task.stack_seeds) — all of them at once as one stacked model (mke.train.stacked)."""
+    stacks its seeds (Task.stack_seeds) — all of them at once as one stacked model (mke.train.stacked).
+    `state_path`: the training's resume point (fit), valid only for the same `tag` too; `throughput`
+    collects its speed."""
+    resume = {"state_path": state_path, "state_every_s": float(cfg["train_state"]["every_s"]),
+              "state_tag": tag, "throughput": throughput}
     if len(seeds) == 1:
         model, split = build(seeds[0]), split_of(seeds[0])
         return [fit(model, split, optim, reg, seed=seeds[0], task=task, device=cfg["device"],
-                    class_weight=task.class_weight(cfg, split.targets, data.num_classes), precision=cfg["precision"])]
+                    class_weight=task.class_weight(cfg, split.targets, data.num_classes), precision=cfg["precision"],
+                    **resume)]
     splits = [split_of(seed) for seed in seeds]
     if any(task.class_weight(cfg, split.targets, data.num_classes) is not None for split in splits):
         raise MkeError(f"task {task.name} weights its classes: its seeds cannot be stacked (Task.stack_seeds)")
     stacked = StackedModels([build(seed) for seed in seeds])
     fit(stacked, stack_split(splits), optim, reg, seed=seeds[0], task=task, device=cfg["device"],
-        precision=cfg["precision"])
+        precision=cfg["precision"], **resume)
     return stacked.unstack()
+
+
+def _finished(state_path: Path) -> None:
+    """After the trained model's checkpoint and result are written: its resume point is not needed,
+    and every rank may go on (to read what rank 0 wrote)."""
+    if distributed.world().main:
+        state_path.unlink(missing_ok=True)
+    distributed.barrier()
 
 
 def _teacher_unit(cfg_json: str, root: str, seeds: tuple[int, ...]) -> list[dict]:
@@ -105,16 +122,21 @@ def _teacher_unit(cfg_json: str, root: str, seeds: tuple[int, ...]) -> list[dict
     start = time.perf_counter()
     mods = (data.alpha,)
     split = data.labeled.select(mods)
+    speed = Throughput()
+    state = run.teacher_state(seeds[0])
     models = _train(cfg, task, data, seeds, lambda seed: _new_model(cfg, task, "teacher", mods, NO_REG, seed),
-                    lambda seed: split, optim_settings(cfg, "teacher"), teacher_augmentation(cfg))
+                    lambda seed: split, optim_settings(cfg, "teacher"), teacher_augmentation(cfg), state, speed)
     results = []
     for seed, model in zip(seeds, models):
+        if not distributed.world().main:  # under torchrun rank 0 alone evaluates and writes
+            continue
         save_checkpoint(run.teacher(seed), model, _meta(cfg, data, TEACHER, "teacher", mods, NO_REG, seed))
         result = {"seed": seed, "cells": [[TEACHER.name, "none", "none"]],
                   **evaluate(task, model, data, mods, cfg["device"]),
-                  "seconds": (time.perf_counter() - start) / len(seeds)}
+                  "seconds": (time.perf_counter() - start) / len(seeds), "throughput": speed.as_dict()}
         write_json(run.teacher_result(seed), result)
         results.append(result)
+    _finished(state)
     return results
 
 
@@ -139,22 +161,32 @@ def _pseudo_unit(cfg_json: str, root: str, seed: int) -> dict:
     tta = cfg["pseudo_labels"]["tta"]
     kind = task.label_kind
 
-    def compute():
-        return tta_batches(teacher, unlabeled_alpha, tta, kind=kind, batch_size=batch, device=cfg["device"],
-                           precision=cfg["precision"], nearest_inputs=nearest_inputs(task.input_kinds))
+    def compute(start: int, stop: int):  # one shard of D_u (mke.train.pseudo: each rank labels its shards)
+        return tta_batches(teacher, unlabeled_alpha.part(start, stop), tta, kind=kind, batch_size=batch,
+                           device=cfg["device"], precision=cfg["precision"],
+                           nearest_inputs=nearest_inputs(task.input_kinds))
 
-    labels, _ = cache.load_or_compute(run.teacher(seed), compute, kind=kind, top_k=cfg["pseudo_labels"]["top_k"])
+    started = time.perf_counter()
+    labels, labelled = cache.load_or_compute_sharded(run.teacher(seed), compute, len(unlabeled_alpha), kind=kind,
+                                                     top_k=cfg["pseudo_labels"]["top_k"], batch_size=batch,
+                                                     shard_samples=cfg["loader"]["pseudo_shard_samples"])
+    seconds = time.perf_counter() - started
+    labelled = sum(distributed.all_gather_object(labelled))  # every rank's share of the pass
     if len(labels) != len(data.unlabeled):
         raise MkeError(f"{run.pseudo_labels(seed)} holds {len(labels)} labels for {len(data.unlabeled)} unlabeled samples")
     result = {"seed": seed, "teacher_sha256": teacher_sha, "bytes_per_sample": labels.nbytes_per_sample}
+    if labelled:  # the pass's speed: D_u samples labelled (by all ranks, each through every TTA view) per second
+        result.update(labelled_samples=labelled, pass_s=round(seconds, 3), samples_per_s=round(labelled / seconds, 2))
     if data.unlabeled.targets is not None:  # how good the labels the students learn from are
         result["score_on_unlabeled"] = kind.score_labels(labels.probs, data.unlabeled.targets, data.num_classes)
-    if len(views(tta)) > 1:  # the labelling teacher on the test split, beside its single-pass score in the table
+    if len(views(tta)) > 1 and distributed.world().main:  # the labelling teacher on the test split (rank 0)
         probs = tta_probs(teacher, data.test.select((data.alpha,)), tta, kind=kind, batch_size=batch,
                           device=cfg["device"], precision=cfg["precision"],
                           nearest_inputs=nearest_inputs(task.input_kinds))
         result["tta_teacher_test"] = kind.score_probs(probs, data.test.targets)
-    write_json(run.pseudo_result(seed), result)
+    result = distributed.broadcast_object(result)  # rank 0's, with its test score, on every rank
+    if distributed.world().main:
+        write_json(run.pseudo_result(seed), result)
     return result
 
 
@@ -208,18 +240,26 @@ def _student_unit(cfg_json: str, root: str, seeds: tuple[int, ...], job: Student
     optim = optim_settings(cfg, "student")
     if cfg["student"]["same_steps"]:  # equal compute: as many steps as `epochs` passes over D_u
         optim = dataclasses.replace(optim, epochs=optim.epochs * len(data.unlabeled) / len(splits[seeds[0]]))
-    models = _train(cfg, task, data, seeds, build, splits.__getitem__, optim, job.reg)
+    speed = Throughput()
+    state = run.student_state(seeds[0], job.slug)
+    teachers = [file_sha256(run.teacher(seed)) for seed in seeds]  # a state of other teachers' labels is not resumed
+    models = _train(cfg, task, data, seeds, build, splits.__getitem__, optim, job.reg, state, speed,
+                    tag=",".join(teachers))
     results = []
-    for seed, model in zip(seeds, models):
+    for seed, model, teacher_sha in zip(seeds, models, teachers):
+        if not distributed.world().main:  # under torchrun rank 0 alone evaluates and writes
+            continue
         save_checkpoint(run.student(seed, job.slug), model, _meta(cfg, data, job.method, job.method.role, mods, job.reg, seed))
         result = {"seed": seed, "cells": [list(c) for c in job.cells], **evaluate(task, model, data, mods, cfg["device"]),
-                  "teacher_sha256": file_sha256(run.teacher(seed)), "seconds": (time.perf_counter() - start) / len(seeds)}
+                  "teacher_sha256": teacher_sha, "seconds": (time.perf_counter() - start) / len(seeds),
+                  "throughput": speed.as_dict()}
         if hasattr(model, "edge_weights"):  # a distilling network (DMD): its learned edges on the test split
             teacher, _ = load_model(cfg, task, run.teacher(seed))
             scores = predict(teacher, data.test.select((data.alpha,)), batch_size=256, device=cfg["device"])
             result["edges"] = model.to("cpu").edge_weights(data.test.select(mods).inputs, scores)
         write_json(run.student_result(seed, job.slug), result)
         results.append(result)
+    _finished(state)
     return results
 
 
@@ -231,10 +271,20 @@ def _init_worker(threads: int) -> None:
 # ---------------------------------------------------------------- the driver, in the main process
 
 class Stages:
-    """Runs units of work inline (workers=1) or in a pool of processes, one progress bar a stage."""
+    """Runs units of work inline (workers=1) or in a pool of processes, one progress bar a stage.
+
+    Under torchrun units run inline, one at a time on every rank (data-parallel inside each unit):
+    `workers` other than 1 is set to 1 with a notice, and the cores of a machine are shared by its
+    ranks (`cores // ranks on the machine` threads each)."""
 
     def __init__(self, workers: int, progress: bool):
-        self.cores = os.cpu_count() or 1
+        me = distributed.world()
+        self.cores = max(1, (os.cpu_count() or 1) // distributed.local_size())
+        if me.size > 1 and workers != 1:
+            if me.main:
+                print(f"mke-train: notice: workers={workers} is ignored under torchrun: the {me.size} processes "
+                      f"train one unit at a time together (docs/scale.md)", file=sys.stderr, flush=True)
+            workers = 1
         self.workers = max(1, workers if workers > 0 else self.cores)
         self.progress = progress
         self.timing: dict[str, float] = {}
@@ -282,11 +332,11 @@ class Stages:
 
 
 def seed_groups(task, cfg: dict, role: str, seeds: list[int]) -> list[tuple[int, ...]]:
-    """The seeds one unit of work trains: all together where the task stacks them (Task.stack_seeds)
-    and `role`'s optimizer takes full batches, else one each."""
+    """The seeds one unit of work trains: all together where the task stacks them (Task.stack_seeds),
+    `role`'s optimizer takes full batches and the run is not data-parallel (torchrun), else one each."""
     if not seeds:
         return []
-    if task.stack_seeds and optim_settings(cfg, role).batch_size <= 0:
+    if task.stack_seeds and optim_settings(cfg, role).batch_size <= 0 and distributed.world().size == 1:
         return [tuple(seeds)]
     return [(s,) for s in seeds]
 
@@ -331,7 +381,7 @@ def check_run_dir(run: RunDir, cfg: dict, fresh: bool) -> None:
         raise MkeError(f"{run.root} holds a run made with another config (differs in: {', '.join(differ)}); "
                        f"pass --fresh to start it over or --name for a new run")
     made_by = (read_json(run.code) or {}).get("fingerprint")
-    if made_by != code_fingerprint():
+    if made_by != code_fingerprint() and distributed.world().main:
         which = f"other code (fingerprint {made_by})" if made_by else "code older than code fingerprints"
         print(f"mke-train: warning: {run.root} was started by {which}; what it finished is reused as it is. "
               f"Pass --fresh to redo it all with this code.", file=sys.stderr, flush=True)
@@ -348,9 +398,12 @@ def start_run_dir(run: RunDir, cfg: dict, fresh: bool) -> None:
 
 
 def run_mke(cfg: dict, root: str | Path, *, fresh: bool = False, progress: bool = True) -> dict:
-    """All stages for every seed; returns the metrics dictionary also written to metrics.json."""
+    """All stages for every seed; returns the metrics dictionary also written to metrics.json.
+
+    Under torchrun every rank calls this alike (mke-train does) and gets the same metrics."""
     from mke.train.report import write_report
 
+    me = distributed.world()
     run = RunDir(Path(root))
     check_run_dir(run, cfg, fresh)
     task = get_task(cfg["task"])
@@ -368,11 +421,17 @@ def run_mke(cfg: dict, root: str | Path, *, fresh: bool = False, progress: bool 
     resolve_device(cfg["device"])
     optim_settings(cfg, "teacher"), optim_settings(cfg, "student")
     started = time.perf_counter()
+    progress = progress and me.main
     task.prepare(cfg, progress)  # data problems surface here, before the run folder exists
-    start_run_dir(run, cfg, fresh)
+    distributed.barrier()  # every rank has checked the old run folder before rank 0 (re)writes it
+    if me.main:
+        start_run_dir(run, cfg, fresh)
+    distributed.barrier()
     stages = Stages(int(cfg["workers"]), progress)
     try:
-        todo = [s for s in seeds if not (run.teacher(s).is_file() and read_json(run.teacher_result(s)))]
+        # what is left to do, as rank 0 sees it: all ranks must run the same units
+        todo = distributed.broadcast_object(
+            [s for s in seeds if not (run.teacher(s).is_file() and read_json(run.teacher_result(s)))])
         stages.run("teacher", _teacher_unit,
                    [(cfg_json, str(run.root), group) for group in seed_groups(task, cfg, "teacher", todo)])
         stages.run("pseudo labels", _pseudo_unit, [(cfg_json, str(run.root), s) for s in seeds])
@@ -382,11 +441,14 @@ def run_mke(cfg: dict, root: str | Path, *, fresh: bool = False, progress: bool 
             result = read_json(run.student_result(seed, job.slug))
             return bool(result) and result.get("teacher_sha256") == shas[seed] and run.student(seed, job.slug).is_file()
 
+        left = distributed.broadcast_object({j.slug: [s for s in seeds if not done(s, j)] for j in jobs})
         stages.run("students", _student_unit,
                    [(cfg_json, str(run.root), group, j) for j in jobs
-                    for group in seed_groups(task, cfg, "student", [s for s in seeds if not done(s, j)])])
+                    for group in seed_groups(task, cfg, "student", left[j.slug])])
     finally:
         stages.close()
+    if not me.main:  # rank 0 writes the metrics and the report; the others get its metrics
+        return distributed.broadcast_object(None)
     report_start = time.perf_counter()
     _, _, data = run_context(cfg_json)
     metrics = collect_metrics(cfg, task, run, seeds, jobs, data.class_names)
@@ -400,7 +462,7 @@ def run_mke(cfg: dict, root: str | Path, *, fresh: bool = False, progress: bool 
     if replay is not None:
         metrics["replay"] = str(replay)
     write_json(run.metrics, metrics)
-    return metrics
+    return distributed.broadcast_object(metrics)
 
 
 def _nanmean(values: list[float]) -> float | None:
@@ -462,4 +524,30 @@ def collect_metrics(cfg: dict, task, run: RunDir, seeds: list[int], jobs: list[S
     }
     if data_summary:  # what the task says about its data: split protocol, skipped files (Task.data_summary)
         metrics["data"] = data_summary
+    throughput = stage_throughput(run, seeds, jobs)
+    if throughput:
+        metrics["throughput"] = throughput
     return metrics
+
+
+def stage_throughput(run: RunDir, seeds: list[int], jobs: list[StudentJob]) -> dict:
+    """{stage: {"samples_per_s", "data_wait_share"}} over the trainings (and pseudo-label passes) of
+    this run whose result JSON records a `throughput` (mke.train.fit.Throughput.as_dict); a stage
+    finished by older code that recorded none is left out."""
+    files = {"teacher": [run.teacher_result(s) for s in seeds],
+             "pseudo labels": [run.pseudo_result(s) for s in seeds],
+             "students": [run.student_result(s, j.slug) for s in seeds for j in jobs]}
+    out = {}
+    for stage, paths in files.items():
+        records = {}
+        for path in paths:
+            result = read_json(path) or {}
+            record = result.get("throughput")
+            if "pass_s" in result and "labelled_samples" in result:  # a pseudo-label pass: no batches waited for
+                record = {"samples": result["labelled_samples"], "seconds": result["pass_s"]}
+            if record:  # seeds trained stacked share one record: count it once
+                records[json.dumps(record, sort_keys=True)] = record
+        summary = Throughput.summary(list(records.values()))
+        if summary:
+            out[stage] = summary
+    return out

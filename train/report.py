@@ -108,6 +108,16 @@ def data_section(summary: dict) -> list[str]:
     return ["", "## Data", ""] + [f"- {str(k).replace('_', ' ')}: {_data_value(v)}" for k, v in summary.items()]
 
 
+def throughput_lines(throughput: dict) -> list[str]:
+    """Samples per second of each stage (all ranks) and the share of step time spent waiting for data."""
+    if not throughput:
+        return []
+    return ["", "Throughput: " + " · ".join(
+        f"{stage} {t['samples_per_s']:.1f} samples/s"
+        + (f" ({100 * t['data_wait_share']:.1f} % waiting for data)" if "data_wait_share" in t else "")
+        for stage, t in throughput.items())]
+
+
 def write_report(cfg: dict, task, run, data, metrics: dict) -> list[Path]:
     """Write figures and report.md; return the figure paths."""
     from mke.train import plots
@@ -142,7 +152,8 @@ def write_report(cfg: dict, task, run, data, metrics: dict) -> list[Path]:
         parts += ["", "## Regularization study", "", reg_table]
     parts += ["", "## Figures", ""] + [f"![{p.stem}]({p.relative_to(run.root)})" for p in figures]
     parts += ["", "## Timing (seconds)", "", " · ".join(f"{k}: {v:.1f}" for k, v in metrics.get("timing_s", {}).items())
-              + " (up to this report; `metrics.json` adds the report's own seconds)",
-              "", "The resolved configuration is in `config.yaml`; every number above is in `metrics.json`.", ""]
+              + " (up to this report; `metrics.json` adds the report's own seconds)"]
+    parts += throughput_lines(metrics.get("throughput") or {})
+    parts += ["", "The resolved configuration is in `config.yaml`; every number above is in `metrics.json`.", ""]
     write_text(run.report, "\n".join(parts))
     return figures

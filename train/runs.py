@@ -54,6 +54,10 @@ class RunDir:
     def teacher_result(self, seed: int) -> Path:
         return self.seed_dir(seed) / "teacher.json"
 
+    def teacher_state(self, seed: int) -> Path:
+        """The teacher's training state while it trains (mke.train.fit: resume mid-training)."""
+        return self.seed_dir(seed) / "teacher.state.pt"
+
     def pseudo_labels(self, seed: int) -> Path:
         return self.seed_dir(seed) / "pseudo_labels.pt"
 
@@ -65,6 +69,10 @@ class RunDir:
 
     def student_result(self, seed: int, slug: str) -> Path:
         return self.seed_dir(seed) / "students" / f"{slug}.json"
+
+    def student_state(self, seed: int, slug: str) -> Path:
+        """A student's training state while it trains (mke.train.fit: resume mid-training)."""
+        return self.seed_dir(seed) / "students" / f"{slug}.state.pt"
 
 
 def read_json(path: Path) -> dict | None:

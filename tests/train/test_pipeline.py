@@ -32,6 +32,11 @@ def test_run_writes_metrics_in_the_documented_schema(tmp_path):
     assert ("MM student (no reg)", "none", "none") in cells
     for r in on_disk["results"]:
         assert len(r["per_seed"]) == 2 and 0 <= r["mean"] <= 100 and r["std"] >= 0
+    for stage in ("teacher", "students"):  # how fast each stage trained, and how long it waited for data
+        speed = on_disk["throughput"][stage]
+        assert speed["samples_per_s"] > 0 and 0 <= speed["data_wait_share"] < 1
+    assert not list((tmp_path / "run").rglob("*.state.pt"))  # training states are gone once the models are saved
+    assert "Throughput: teacher " in (tmp_path / "run" / "report.md").read_text()
     assert (tmp_path / "run" / "report.md").read_text().count("| ours |") == 1
     for fig in metrics["figures"]:
         assert (tmp_path / "run" / fig).stat().st_size > 1000
@@ -84,6 +89,7 @@ def test_resuming_with_another_config_is_refused(tmp_path):
     with pytest.raises(MkeError, match=r"another config \(differs in: student\)"):
         pipeline.run_mke(_cfg("student.hidden_mm=8"), root, progress=False)
     pipeline.run_mke(_cfg("workers=2"), root, progress=False)  # speed settings may change
+    pipeline.run_mke(_cfg("train_state.every_s=0"), root, progress=False)
     pipeline.run_mke(_cfg("student.hidden_mm=8"), root, fresh=True, progress=False)
 
 
@@ -94,6 +100,7 @@ def test_a_run_written_before_a_key_had_its_shared_default_still_resumes(tmp_pat
     pipeline.run_mke(_cfg(), root, progress=False)
     old = yaml.safe_load((root / "config.yaml").read_text())
     del old["pseudo_labels"]["top_k"], old["report"]["examples"], old["precision"]  # as older runs wrote it
+    del old["train_state"]
     (root / "config.yaml").write_text(yaml.safe_dump(old, sort_keys=False))
     before = _mtimes(root)
     pipeline.run_mke(_cfg(), root, progress=False)

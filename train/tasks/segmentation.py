@@ -17,8 +17,9 @@ import torch
 
 from mke.runtime.camera import Intrinsics
 from mke.runtime.errors import MkeError
+from mke.runtime.modalities import Modality
 from mke.train.augment import augment_batch
-from mke.train.data import MKEData, Split
+from mke.train.data import LazyInputs, LoaderSettings, MKEData, Split
 from mke.train.losses import IGNORE_INDEX
 from mke.train.methods import Regularization
 from mke.train.models.segmentation import SegmentationNet
@@ -78,6 +79,28 @@ def median_frequency_weights(labels: torch.Tensor, num_classes: int, cap: float 
     return weights.clamp(max=cap)
 
 
+def _chunks(frames: np.ndarray, count: int = 256) -> Iterable[np.ndarray]:
+    """`frames` in pieces of `count` frames: a check over a memory-mapped split reads it piece by piece."""
+    return (frames[i:i + count] for i in range(0, max(len(frames), 1), count))
+
+
+class PreprocessedFrames:
+    """The frames of one split through one input's preprocessing (its modality, `mke.runtime.modalities`),
+    made for the rows asked: the `SampleSource` of a lazy split, and, all rows at once, an in-memory one."""
+
+    def __init__(self, frames: FrameSet, modality: Modality, params: dict):
+        if frames.field(modality.field) is None:
+            raise MkeError(f"the {frames.name} split has no {modality.field}")
+        self.frames, self.modality, self.params = frames, modality, params
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def load(self, rows: np.ndarray) -> torch.Tensor:
+        raw, m = self.frames.field(self.modality.field), self.modality
+        return torch.from_numpy(np.stack([m(raw[i], self.params, **self.frames.context(i, m.context)) for i in rows]))
+
+
 class RGBDSegmentationTask(Task):
     kind = "segmentation"
     class_names: tuple[str, ...] = ()
@@ -103,18 +126,23 @@ class RGBDSegmentationTask(Task):
     def input_fallback_shape(self, cfg: dict, name: str) -> tuple[int, ...]:
         return -1, cfg["data"]["height"], cfg["data"]["width"]  # an image without `size`: the frames' own
 
-    @staticmethod
-    def _preprocessed(frames: FrameSet, modality: Modality, params: dict) -> torch.Tensor:
-        """Every frame of the split through the modality's preprocessing, stacked."""
-        raw = frames.field(modality.field)
-        if raw is None:
-            raise MkeError(f"the {frames.name} split has no {modality.field}")
-        return torch.from_numpy(np.stack([modality(x, params, **frames.context(i, modality.context))
-                                          for i, x in enumerate(raw)]))
-
     def _tensors(self, frames: FrameSet, cfg: dict, names: tuple[str, ...]) -> Split:
-        inputs = {name: self._preprocessed(frames, self.input_modality(name), self.input_params(cfg, name))
-                  for name in names}
+        """The split's inputs through their preprocessing and its labels at the α input's size. Inputs
+        whose preprocessed tensors would take more than `loader.in_memory_mb` stay lazy (`LazyInputs`:
+        frames read from disk and preprocessed per batch, by DataLoader workers); below it, in memory.
+        The values are the same either way."""
+        sources = {name: PreprocessedFrames(frames, self.input_modality(name), self.input_params(cfg, name))
+                   for name in names}
+        n = len(frames)
+        sample_bytes = {name: s.load(np.zeros(1, np.int64)) for name, s in sources.items()}
+        total = n * sum(t.numel() * t.element_size() for t in sample_bytes.values())
+        if total > cfg["loader"]["in_memory_mb"] * 2 ** 20:
+            loader = LoaderSettings.of(cfg)
+            inputs = {name: LazyInputs([s], loader=loader, sample=(tuple(sample_bytes[name].shape[1:]),
+                                                                    sample_bytes[name].dtype))
+                      for name, s in sources.items()}
+        else:
+            inputs = {name: s.load(np.arange(n)) for name, s in sources.items()}
         labels = None
         if frames.labels is not None:
             alpha = next(iter(self.input_kinds))  # labels are per pixel of the α image, at its size
@@ -134,7 +162,8 @@ class RGBDSegmentationTask(Task):
         k = len(self.class_names)
         for name, fs in frames.items():
             if fs.labels is not None:
-                bad = np.unique(fs.labels[(fs.labels != IGNORE_INDEX) & (fs.labels >= k)])
+                bad = np.unique(np.concatenate([np.unique(part[(part != IGNORE_INDEX) & (part >= k)])
+                                                for part in _chunks(fs.labels)]))
                 if bad.size:
                     raise MkeError(f"the {name} split has class ids {bad[:5].tolist()} but the task has {k} classes")
         alpha, beta = self.input_kinds
