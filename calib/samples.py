@@ -82,7 +82,7 @@ def sample_count(samples: Samples, source: str = "calibration data") -> int:
     """The number of samples (axis 0), the same for every input, or an MkeError saying which differ."""
     if not samples:
         raise MkeError(f"{source}: holds no arrays; expected one (N, ...) array per model input")
-    counts = {name: (np.shape(a)[0] if np.ndim(a) else 0) for name, a in samples.items()}
+    counts = {name: (np.shape(a)[0] if len(np.shape(a)) else 0) for name, a in samples.items()}
     if len(set(counts.values())) != 1:
         raise MkeError(f"{source}: inputs hold different sample counts {counts}; every input needs one entry per sample")
     return next(iter(counts.values()))
@@ -111,7 +111,9 @@ def select_samples(arrays: Samples, n: int = DEFAULT_SAMPLES, seed: int = 0,
     else:
         rows = _stratified_rows(np.asarray(classes, bool), min(n, total), rng)
     rows = np.sort(rows)
-    return {name: np.ascontiguousarray(np.asarray(a)[rows], dtype=np.float32) for name, a in arrays.items()}
+    # only the drawn rows are read: an input may be larger than memory (memory-mapped, or a lazy split's
+    # inputs, mke.train.data.LazyInputs, which make a sample when it is indexed)
+    return {name: np.ascontiguousarray(np.asarray(a[rows]), dtype=np.float32) for name, a in arrays.items()}
 
 
 def _stratified_rows(classes: np.ndarray, n: int, rng: np.random.Generator) -> np.ndarray:

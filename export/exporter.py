@@ -102,7 +102,7 @@ def calibration_samples(rm: RunModel, ctx: RunContext, fp32: Artifact, opts: Opt
     device `mke-export <model>.onnx --fp16 / --int8` verifies its engines on them (`mke.export.from_onnx`)."""
     from mke.calib.samples import ensure_calibration
 
-    arrays = {m: ctx.data.unlabeled.inputs[m].numpy() for m in rm.spec.input_names}
+    arrays = {m: ctx.data.unlabeled.inputs[m] for m in rm.spec.input_names}   # only the drawn rows are read
     return ensure_calibration(opts.out / f"calibration.{rm.name}.npz", fp32.path, arrays, n=opts.calib_samples,
                               classes=strata)
 

@@ -43,6 +43,34 @@ def test_selection_is_seeded_and_takes_the_same_rows_of_every_input():
     assert a["depth"].dtype == np.float32
 
 
+def test_selection_from_a_lazy_split_reads_only_the_drawn_rows():
+    """mke-export draws its calibration set from D_u, which may be larger than memory (a lazy split:
+    mke.train.data.LazyInputs): the draw reads the chosen rows only, and equals the draw from the arrays."""
+    torch = pytest.importorskip("torch")
+    from mke.train.data import LazyInputs
+
+    arrays = frames()
+    read = []
+
+    class Rows:  # a SampleSource that notes what it is asked for
+        def __init__(self, array):
+            self.array = array
+
+        def __len__(self):
+            return len(self.array)
+
+        def load(self, rows):
+            read.append(np.asarray(rows).copy())
+            return torch.from_numpy(self.array[rows])
+
+    lazy = {k: LazyInputs([Rows(v)]) for k, v in arrays.items()}
+    read.clear()   # LazyInputs made one sample to learn its shape
+    chosen = select_samples(lazy, 10, seed=3)
+    want = select_samples(arrays, 10, seed=3)
+    assert all(np.array_equal(chosen[k], want[k]) for k in want)
+    assert sum(len(r) for r in read) == 2 * 10   # 10 rows of each of the two inputs, nothing else
+
+
 def test_fewer_samples_than_asked_uses_all_and_warns(caplog):
     with caplog.at_level(logging.WARNING):
         chosen = select_samples(frames(n=12), n=500)
