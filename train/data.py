@@ -304,14 +304,6 @@ def batch_indices(n: int, batch_size: int = 0, shuffle: bool = False, generator:
         yield index
 
 
-def data_parallel_world() -> tuple[int, int]:
-    """(rank, world size) of the torchrun process group this process has joined
-    (`mke.train.distributed.init`); (0, 1) outside one, torchrun or not."""
-    if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
-        return 0, 1
-    return torch.distributed.get_rank(), torch.distributed.get_world_size()
-
-
 class _PassBatches(torch.utils.data.Sampler):
     """A DataLoader's batch sampler whose batches are set before each pass (a loader, and its worker
     processes, outlive one pass: `persistent_workers`)."""

@@ -56,6 +56,16 @@ def _active() -> bool:
     return torch.distributed.is_available() and torch.distributed.is_initialized()
 
 
+def joined() -> World:
+    """This process's place in the process group it has joined (`init`, or any init_process_group);
+    World(0, 1, 0) outside one, whatever the environment says. For work split by rank that also
+    needs the group's collectives (the sharded pseudo-label pass, the sharded rendering): without a
+    group there is nobody to share with."""
+    if not _active():
+        return World(0, 1, 0)
+    return World(torch.distributed.get_rank(), torch.distributed.get_world_size(), _env_int("LOCAL_RANK", 0))
+
+
 def backend_for(device: str) -> str:
     """NCCL for CUDA devices (GPU-to-GPU collectives), gloo for CPUs."""
     return "nccl" if torch.device(device).type == "cuda" else "gloo"

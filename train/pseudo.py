@@ -29,7 +29,6 @@ import torch
 from mke.runtime.errors import MkeError
 from mke.runtime.fileio import atomic_path, file_sha256
 from mke.train import distributed
-from mke.train.data import data_parallel_world
 from mke.train.label_kinds import LabelKind, label_kind
 
 FORMAT = "mke-pseudo-labels/1"
@@ -103,7 +102,8 @@ class PseudoLabelCache:
         (mke.train.distributed), each labels its shards (`shard_ranges`), those of this teacher already
         written are kept; rank 0 merges them into the cache while the others wait, then all read it."""
         kind = label_kind(kind)
-        rank, world = data_parallel_world()
+        me = distributed.joined()
+        rank, world = me.rank, me.size
         teacher_sha = file_sha256(teacher_checkpoint)
         cached = self._read() if rank == 0 else None
         if distributed.broadcast_object(cached is not None and cached["teacher_sha256"] == teacher_sha):

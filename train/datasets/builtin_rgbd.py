@@ -30,7 +30,6 @@ from tqdm import tqdm
 from mke.runtime.camera import Intrinsics
 from mke.runtime.errors import MkeError
 from mke.runtime.fileio import building_cache, cache_folder, write_json
-from mke.train.data import data_parallel_world
 from mke.train.tasks.segmentation import FrameSet
 
 SPLITS = ("labeled", "unlabeled", "test")
@@ -259,7 +258,8 @@ def build_cache(data_cfg: dict, progress: bool = True, workers: int = 0) -> Path
     from mke.train import distributed
 
     folder = cache_dir(data_cfg)
-    rank, world = data_parallel_world()
+    me = distributed.joined()
+    rank, world = me.rank, me.size
     if not distributed.broadcast_object(cache_ready(folder, data_cfg) if rank == 0 else None):
         if world == 1:
             with building_cache(folder, lambda f: cache_ready(f, data_cfg)) as tmp:

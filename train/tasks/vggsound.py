@@ -33,7 +33,7 @@ class VGGSoundTask(EventsTask):
         from mke.train.datasets.vggsound_clips import load_vggsound
 
         self.check_settings(cfg)
-        return load_vggsound(cfg["data"], progress=progress, workers=int(cfg.get("workers", 0)))
+        return load_vggsound(cfg["data"], progress=progress, workers=int(cfg["workers"]))
 
     def class_names(self, cfg: dict) -> list[str]:
         """The class map's shared classes, read without decoding anything (or needing data.root)."""
@@ -47,7 +47,7 @@ class VGGSoundTask(EventsTask):
         from mke.train.datasets.vggsound_clips import ensure_cache, read_cache_meta
 
         self.check_settings(cfg)
-        folder, decoded = ensure_cache(cfg["data"], progress, workers=int(cfg.get("workers", 0)))
+        folder, decoded = ensure_cache(cfg["data"], progress, workers=int(cfg["workers"]))
         undecodable = sum(len(v) for v in read_cache_meta(folder)["undecodable"].values())
         if not decoded and undecodable:
             log.warning("VGGSound: %d clips could not be decoded when %s was built (metrics.json and report.md "
