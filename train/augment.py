@@ -9,6 +9,11 @@ have pictures (`mute`, a microphone dropping out). Each input's treatment comes 
 `photometric` ones (rgb, rgb_clip) take the jitter, `image` ones are shifted, the frame's `audio`
 field's (audio, mfcc, log_mel) are muted. Image sequences
 (N, T, C, H, W) are treated image by image, alike across their T images.
+
+Every draw is made per sample of the global batch: a data-parallel rank's batch (one with a
+`Share`, mke.train.data) draws for all the global batch's samples and keeps its own rows, so under
+torchrun each sample is augmented as in one process and every rank's generator stays in step with
+one process's (the next epoch's shuffle is the same).
 """
 from __future__ import annotations
 
@@ -19,8 +24,14 @@ import torch.nn.functional as F
 
 from mke.runtime.errors import MkeError
 from mke.runtime.modalities import get_modality
-from mke.train.data import Split
+from mke.train.data import Share, Split
 from mke.train.losses import IGNORE_INDEX
+
+
+def _draw(n: int, share: Share | None, make) -> torch.Tensor:
+    """`make(k)`, a draw for k samples (samples first), for a batch of `n`: in one process k = n; a
+    data-parallel rank's batch draws for its whole global batch and keeps its rows."""
+    return make(n) if share is None else share.draw(make)
 
 
 def resize_batch(t: torch.Tensor, size: tuple[int, int], nearest: bool) -> torch.Tensor:
@@ -60,8 +71,9 @@ def flip_scale_crop(batch: Split, params: dict, generator: torch.Generator,
     hard = targets is not None and dense and not targets.is_floating_point()
     out_in = {m: [] for m in batch.inputs}
     out_t, out_w = [], []
+    draws = _draw(n, batch.share, lambda k: torch.stack([torch.rand(4, generator=generator) for _ in range(k)]))
     for i in range(n):
-        r = torch.rand(4, generator=generator)
+        r = draws[i]
         s = lo + (hi - lo) * float(r[0])
         sh, sw = max(1, round(h * s)), max(1, round(w * s))
         top = int(r[1] * (sh - h)) if sh >= h else -int(r[1] * (h - sh))
@@ -89,12 +101,12 @@ def flip_scale_crop(batch: Split, params: dict, generator: torch.Generator,
         if dense and batch.weights is not None:
             out_w.append(tf(batch.weights.unsqueeze(1), False, 0.0)[:, 0])
     if not dense:
-        return Split({m: torch.cat(v) for m, v in out_in.items()}, batch.targets, batch.weights)
+        return Split({m: torch.cat(v) for m, v in out_in.items()}, batch.targets, batch.weights, batch.share)
     return Split({m: torch.cat(v) for m, v in out_in.items()},
-                 torch.cat(out_t) if out_t else None, torch.cat(out_w) if out_w else None)
+                 torch.cat(out_t) if out_t else None, torch.cat(out_w) if out_w else None, batch.share)
 
 
-def shift_images(x: torch.Tensor, px: int, generator: torch.Generator) -> torch.Tensor:
+def shift_images(x: torch.Tensor, px: int, generator: torch.Generator, share: Share | None = None) -> torch.Tensor:
     """Each sample's image(s) (N, …, H, W) moved by a random whole number of pixels in [-px, px] along
     each axis, alike for all images of a sample; the uncovered border is 0 (the mean colour once
     normalised)."""
@@ -102,11 +114,12 @@ def shift_images(x: torch.Tensor, px: int, generator: torch.Generator) -> torch.
         return x
     h, w = x.shape[-2:]
     padded = F.pad(x, (px, px, px, px))
-    offsets = torch.randint(0, 2 * px + 1, (x.shape[0], 2), generator=generator).tolist()
+    offsets = _draw(x.shape[0], share, lambda k: torch.randint(0, 2 * px + 1, (k, 2), generator=generator)).tolist()
     return torch.stack([padded[i, ..., dy:dy + h, dx:dx + w] for i, (dy, dx) in enumerate(offsets)])
 
 
-def color_jitter(x: torch.Tensor, strength: float, generator: torch.Generator, grey_p: float = 0.2) -> torch.Tensor:
+def color_jitter(x: torch.Tensor, strength: float, generator: torch.Generator, grey_p: float = 0.2,
+                 share: Share | None = None) -> torch.Tensor:
     """Random lighting and colour cast on a normalised colour batch (N, 3, H, W) or (N, T, 3, H, W), one
     draw per sample:
     x · gain · channel_gain + offset + channel_offset, gains in 1 ± strength (per channel 1 ± strength/2),
@@ -116,11 +129,13 @@ def color_jitter(x: torch.Tensor, strength: float, generator: torch.Generator, g
         return x
     n, c = x.shape[0], x.shape[-3]
     ones = (1,) * (x.dim() - 4)  # the T of a sequence: one draw for all its images
-    u = lambda k: torch.rand(n, *ones, k, 1, 1, generator=generator) * 2 - 1  # noqa: E731  uniform in [-1, 1]
+    def u(k: int) -> torch.Tensor:  # uniform in [-1, 1]
+        return _draw(n, share, lambda m: torch.rand(m, *ones, k, 1, 1, generator=generator)) * 2 - 1
+
     gain = (1 + strength * u(1)) * (1 + 0.5 * strength * u(c))
     offset = strength * u(1) + 0.5 * strength * u(c)
     out = x * gain.to(x.dtype) + offset.to(x.dtype)
-    grey = (torch.rand(n, generator=generator) < grey_p).view(n, *ones, 1, 1, 1)
+    grey = (_draw(n, share, lambda m: torch.rand(m, generator=generator)) < grey_p).view(n, *ones, 1, 1, 1)
     return torch.where(grey, out.mean(dim=-3, keepdim=True).expand_as(out), out)
 
 
@@ -139,9 +154,9 @@ def mute_sound(batch: Split, p: float, generator: torch.Generator, kinds: Mappin
     sound = {m for m in batch.inputs if get_modality(kinds[m]).field == "audio"}
     if not sound or len(sound) == len(batch.inputs) or p == 0.0:
         return batch
-    keep = (torch.rand(len(batch), generator=generator) >= p)
+    keep = _draw(len(batch), batch.share, lambda k: torch.rand(k, generator=generator)) >= p
     return Split({m: x * keep.view(-1, *[1] * (x.dim() - 1)).to(x.dtype) if m in sound else x
-                  for m, x in batch.inputs.items()}, batch.targets, batch.weights)
+                  for m, x in batch.inputs.items()}, batch.targets, batch.weights, batch.share)
 
 
 def augment_batch(batch: Split, params: dict, generator: torch.Generator, kinds: Mapping[str, str]) -> Split:
@@ -159,8 +174,8 @@ def augment_batch(batch: Split, params: dict, generator: torch.Generator, kinds:
     photometric = {name for name in batch.inputs if get_modality(kinds[name]).photometric}
     strength = float(params.get("color", 0.0))
     if strength:
-        batch = Split({m: color_jitter(x, strength, generator) if m in photometric else x
-                       for m, x in batch.inputs.items()}, batch.targets, batch.weights)
+        batch = Split({m: color_jitter(x, strength, generator, share=batch.share) if m in photometric else x
+                       for m, x in batch.inputs.items()}, batch.targets, batch.weights, batch.share)
     if params.get("flip") or tuple(params.get("scale", (1.0, 1.0))) != (1.0, 1.0):
         batch = flip_scale_crop(batch, params, generator, nearest_inputs({m: kinds[m] for m in batch.inputs}))
     shift = int(params.get("shift", 0))
@@ -168,8 +183,8 @@ def augment_batch(batch: Split, params: dict, generator: torch.Generator, kinds:
         if batch.targets is not None and batch.targets.dim() > 2:
             raise MkeError("augmentation 'shift' moves the images, not per-pixel labels: dense prediction "
                            "uses 'scale' (resize and crop) instead")
-        batch = Split({m: shift_images(x, shift, generator) if get_modality(kinds[m]).image else x
-                       for m, x in batch.inputs.items()}, batch.targets, batch.weights)
+        batch = Split({m: shift_images(x, shift, generator, batch.share) if get_modality(kinds[m]).image else x
+                       for m, x in batch.inputs.items()}, batch.targets, batch.weights, batch.share)
     if params.get("mute"):
         batch = mute_sound(batch, float(params["mute"]), generator, kinds)
     return batch

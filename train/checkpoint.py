@@ -3,14 +3,12 @@
 A checkpoint is `{"format": "mke-checkpoint/1", "state_dict": ..., "meta": {...}}` where `meta` holds
 only plain types (what `weights_only` loading allows): task, method, modalities, model settings.
 
-A training state (`*.state.pt`, mke.train.fit's per-epoch resume point) is `{"format":
-"mke-train-state/1", "fingerprint": ..., "epoch": ..., ...}` with tensors, plain types and RNG states
-as uint8 tensors, so it too loads with `weights_only=True`.
+Training states (per-epoch resume points) are mke.train.train_state's; they load through
+`read_torch_file` too.
 """
 from __future__ import annotations
 
 import pickle
-import sys
 import zipfile
 from pathlib import Path
 
@@ -20,7 +18,6 @@ from mke.runtime.errors import MkeError
 from mke.runtime.fileio import atomic_path
 
 FORMAT = "mke-checkpoint/1"
-STATE_FORMAT = "mke-train-state/1"
 
 
 def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: dict) -> None:
@@ -29,7 +26,8 @@ def save_checkpoint(path: str | Path, model: torch.nn.Module, meta: dict) -> Non
         torch.save(payload, tmp)
 
 
-def _load(path: Path) -> object:
+def read_torch_file(path: Path) -> object:
+    """A file torch.save wrote, loaded with `weights_only=True` onto the CPU; unreadable is an MkeError."""
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError) as exc:
@@ -41,7 +39,7 @@ def load_checkpoint(path: str | Path) -> tuple[dict, dict]:
     path = Path(path)
     if not path.is_file():
         raise MkeError(f"checkpoint {path} does not exist")
-    payload = _load(path)
+    payload = read_torch_file(path)
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
         raise MkeError(f"checkpoint {path} is not an MKE Edge checkpoint (expected format {FORMAT})")
     return payload["state_dict"], payload["meta"]
@@ -59,33 +57,3 @@ def warm_start(model: torch.nn.Module, path: str | Path) -> list[str]:
                        "set student.init: scratch")
     model.load_state_dict(matched, strict=False)
     return sorted(matched)
-
-
-def save_train_state(path: str | Path, state: dict) -> None:
-    """Write a training state (mke.train.fit) atomically: a kill mid-write leaves the previous one."""
-    with atomic_path(path) as tmp:
-        torch.save({"format": STATE_FORMAT, **state}, tmp)
-
-
-def load_train_state(path: str | Path, fingerprint: str, quiet: bool = False) -> dict | None:
-    """The training state at `path` if there is one made for `fingerprint` (the same model and
-    settings); None if there is none. One that is unreadable or made for other settings is ignored
-    with a notice (unless `quiet`: the ranks other than 0): training starts over and overwrites it at
-    its first epoch's end."""
-    path = Path(path)
-    if not path.is_file():
-        return None
-    why = None
-    try:
-        state = _load(path)
-    except MkeError as exc:
-        state, why = None, str(exc)
-    if why is None and (not isinstance(state, dict) or state.get("format") != STATE_FORMAT):
-        why = "not an MKE Edge training state"
-    if why is None and state["fingerprint"] != fingerprint:
-        why = "it was made for another model or other settings"
-    if why is None:
-        return state
-    if not quiet:
-        print(f"mke-train: notice: not resuming from {path}: {why}", file=sys.stderr, flush=True)
-    return None

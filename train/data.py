@@ -146,10 +146,33 @@ class LazyInputs:
 
 
 @dataclass(frozen=True)
+class Share:
+    """Where a data-parallel rank's batch sits in its global batch: sample i is the global batch's
+    sample `rows[i]`, of `size` (padding excluded: a padded sample repeats the one it copies).
+    Random draws per sample (augmentation) are made for all `size` samples, as in one process, and
+    each rank keeps its rows: the ranks' samples get the one-process draws and every rank's
+    generator stays where one process's would be."""
+
+    rows: torch.Tensor   # int64 (n,)
+    size: int
+
+    @classmethod
+    def of_rank(cls, size: int, rank: int, world: int) -> "Share":
+        """Rank `rank`'s share of a global batch of `size` samples, as `batch_indices` cuts it."""
+        share = -(-size // world)
+        return cls((torch.arange(share) + rank * share) % size, size)
+
+    def draw(self, make):
+        """`make(k)`, a draw for k samples (samples first), made for the global batch; this rank's rows."""
+        return make(self.size)[self.rows]
+
+
+@dataclass(frozen=True)
 class Split:
     inputs: dict[str, "torch.Tensor | LazyInputs"]
     targets: Any = None  # class ids, probabilities (classes in dim 1), or indexable compact probabilities
     weights: torch.Tensor | None = None  # loss weight per sample (or per pixel)
+    share: Share | None = None  # a data-parallel rank's batch: its place in the global batch (`batches`)
 
     def __post_init__(self):
         sizes = {name: len(t) for name, t in self.inputs.items()}
@@ -201,7 +224,17 @@ class Split:
         `batch_size` is the global batch of the config. With `world` > 1 (data-parallel ranks) this
         rank gets its equal share of each global batch (`batch_indices`), so DDP's gradient average
         over the ranks is the one-process gradient up to float rounding wherever the global batch
-        divides by `world`. With `world` == 1, exactly the one-process batches."""
+        divides by `world`; each such batch carries its `Share` (where its samples sit in the global
+        batch, for per-sample random draws). With `world` == 1, exactly the one-process batches."""
+        if world > 1:
+            sizes = global_batch_sizes(len(self), batch_size)
+            for batch, size in zip(self._batches(batch_size, shuffle, generator, rank, world), sizes, strict=True):
+                yield replace(batch, share=Share.of_rank(size, rank, world))
+            return
+        yield from self._batches(batch_size, shuffle, generator, rank, world)
+
+    def _batches(self, batch_size: int, shuffle: bool, generator: torch.Generator | None, rank: int,
+                 world: int) -> Iterator["Split"]:
         n = len(self)
         lazy = self.lazy
         if world == 1 and (batch_size <= 0 or batch_size >= n):  # one full batch: order does not change the gradient
@@ -302,6 +335,13 @@ def batch_indices(n: int, batch_size: int = 0, shuffle: bool = False, generator:
                 index = torch.cat([index, index.repeat(world)[:share * world - len(index)]])
             index = index[rank * share:(rank + 1) * share]
         yield index
+
+
+def global_batch_sizes(n: int, batch_size: int) -> list[int]:
+    """The number of samples in each global batch `batch_indices` makes of `n` (padding excluded)."""
+    if batch_size <= 0 or batch_size >= n:
+        return [n]
+    return [min(batch_size, n - start) for start in range(0, n, batch_size)]
 
 
 class _PassBatches(torch.utils.data.Sampler):

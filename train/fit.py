@@ -7,6 +7,7 @@ and dropout inside the model, augmentation by the task).
 """
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import difflib
 import math
@@ -17,8 +18,7 @@ from pathlib import Path
 import torch
 
 from mke.runtime.errors import MkeError
-from mke.train import distributed
-from mke.train.checkpoint import load_train_state, save_train_state
+from mke.train import distributed, losses, train_state
 from mke.train.data import Split
 from mke.train.label_kinds import label_kind
 from mke.train.sync_batchnorm import synchronise
@@ -197,76 +197,6 @@ def _data_parallel(model: torch.nn.Module, device: str, own_loss: bool) -> torch
                                    find_unused_parameters=own_loss)
 
 
-def _rank_seed(seed: int, rank: int) -> int:
-    """Rank r's seed for noise and dropout (rank 0's is `seed`, as in one process): the ranks' shares
-    of a batch draw different noise."""
-    return seed + 1_000_003 * rank
-
-
-def train_fingerprint(model: torch.nn.Module, optim: OptimSettings, reg: Regularization, seed: int, samples: int,
-                      precision: str, tag: str = "") -> str:
-    """What a training-state file must match to be resumed: the model's tensors (names, shapes), the
-    optimizer settings, T, the seed, the split's size, the precision and the caller's `tag` (e.g. the
-    teacher whose pseudo labels the split holds) — not the number of ranks."""
-    import hashlib
-    import json
-
-    what = {"tensors": [[k, list(v.shape)] for k, v in model.state_dict().items()],
-            "optim": dataclasses.asdict(optim), "reg": repr(reg), "seed": seed, "samples": samples,
-            "precision": precision, "tag": tag}
-    return hashlib.sha256(json.dumps(what, sort_keys=True).encode()).hexdigest()[:16]
-
-
-def _rng_states(device: str) -> dict:
-    """This rank's global RNG states (CPU, and CUDA's on a GPU) as uint8 tensors."""
-    states = {"cpu": torch.get_rng_state()}
-    if torch.device(device).type == "cuda":
-        states["cuda"] = torch.cuda.get_rng_state()
-    return states
-
-
-def _save_state(path, fingerprint: str, epoch: int, step: int, model, opt, schedule, scaler, generator,
-                device: str, me: distributed.World) -> None:
-    """Every rank's RNG states gathered to rank 0, which writes the file (atomically)."""
-    rng = distributed.all_gather_object(_rng_states(device))
-    if me.main:
-        save_train_state(path, {"fingerprint": fingerprint, "epoch": epoch, "step": step, "world": me.size,
-                                "model": model.state_dict(), "optimizer": opt.state_dict(),
-                                "schedule": None if schedule is None else schedule.state_dict(),
-                                "scaler": scaler.state_dict(), "generator": generator.get_state(), "rng": rng})
-
-
-def _resume(path, fingerprint: str, model, opt, schedule, scaler, generator, seed: int, device: str,
-            me: distributed.World) -> tuple[int, int]:
-    """(epochs done, steps done) from the training-state file at `path` if it matches, else (0, 0).
-    Ranks that did not exist when it was written (resumed on more ranks) seed their RNG from the seed,
-    rank and epoch: their noise and dropout then differ from an uninterrupted run's."""
-    state = load_train_state(path, fingerprint, quiet=not me.main)
-    epochs = distributed.all_gather_object(None if state is None else state["epoch"])
-    if len(set(epochs)) > 1:
-        raise MkeError(f"the ranks read different training states at {path} (epochs {epochs}): the run folder "
-                       "must be on a filesystem every rank sees")
-    if state is None:
-        return 0, 0
-    model.load_state_dict(state["model"])
-    opt.load_state_dict(state["optimizer"])
-    if schedule is not None:
-        schedule.load_state_dict(state["schedule"])
-    scaler.load_state_dict(state["scaler"])
-    generator.set_state(state["generator"])
-    if me.rank < len(state["rng"]):
-        mine = state["rng"][me.rank]
-        torch.set_rng_state(mine["cpu"])
-        if "cuda" in mine and torch.device(device).type == "cuda":
-            torch.cuda.set_rng_state(mine["cuda"])
-    else:
-        torch.manual_seed(_rank_seed(seed, me.rank) + state["epoch"])
-    if me.main:
-        print(f"mke-train: resuming {path.name} after epoch {state['epoch']} (step {state['step']}, written by "
-              f"{state['world']} rank{'s' if state['world'] > 1 else ''})", file=sys.stderr, flush=True)
-    return state["epoch"], state["step"]
-
-
 def fit(model: torch.nn.Module, split: Split, optim: "dict | OptimSettings", reg: Regularization, *, seed: int,
         task=None, device: str = "cpu", class_weight: torch.Tensor | None = None, on_epoch=None,
         precision: str = "fp32", state_path: Path | None = None, state_every_s: float = 0.0, state_tag: str = "",
@@ -287,7 +217,7 @@ def fit(model: torch.nn.Module, split: Split, optim: "dict | OptimSettings", reg
     `state_path`: at the end of an epoch, if `state_every_s` seconds passed since the last write (0:
     every epoch), rank 0 writes the training state there (model, optimizer, schedule, GradScaler,
     epoch, step, the shuffle generator and every rank's RNG states); a later call with a matching
-    state (`train_fingerprint`, with `state_tag`) continues after its epoch. The caller deletes the file once it has
+    state (`train_state.fingerprint`, with `state_tag`) continues after its epoch. The caller deletes the file once it has
     saved the trained model. `throughput`: accumulates samples, step seconds and data wait."""
     if split.targets is None:
         raise MkeError("cannot train on a split without targets")
@@ -296,7 +226,7 @@ def fit(model: torch.nn.Module, split: Split, optim: "dict | OptimSettings", reg
     kind = label_kind(task.kind if task is not None else "classification")
     loss_of = kind.loss
     own_loss = hasattr(model, "training_loss")   # a network with losses of its own (DMD): it computes the whole loss
-    torch.manual_seed(seed if me.rank == 0 else _rank_seed(seed, me.rank))
+    torch.manual_seed(train_state.rank_seed(seed, me.rank))
     generator = torch.Generator().manual_seed(seed)  # the same on every rank: one permutation per epoch
     images = image_inputs(split)
     model.to(device).train()
@@ -306,16 +236,21 @@ def fit(model: torch.nn.Module, split: Split, optim: "dict | OptimSettings", reg
     scaler = torch.amp.GradScaler(torch.device(device).type, enabled=precision == "fp16")
     restore_batch_norm = synchronise(model, device) if me.size > 1 else None
     net = _data_parallel(model, device, own_loss) if me.size > 1 else model
+    # data-parallel: the losses average over the global batch (mke.train.losses), as one process's do
+    def averaging():
+        return losses.over_global_batch(distributed.reduce_sum, me.size) if me.size > 1 else contextlib.nullcontext()
+
     opt = make_optimizer(model.parameters(), optim)
     batch_size = optim.batch_size
     steps_per_epoch = 1 if batch_size <= 0 else math.ceil(len(split) / batch_size)
     total_steps = max(1, round(optim.epochs * steps_per_epoch))  # epochs may be fractional: the last one stops early
     schedule = make_schedule(opt, optim, total_steps)
     step, first_epoch = 0, 0
+    trainer = train_state.Trainer(model, opt, schedule, scaler, generator, device)
     if state_path is not None:
         state_path = Path(state_path)
-        fingerprint = train_fingerprint(model, optim, reg, seed, len(split), precision, state_tag)
-        first_epoch, step = _resume(state_path, fingerprint, model, opt, schedule, scaler, generator, seed, device, me)
+        fingerprint = train_state.fingerprint(model, optim, reg, seed, len(split), precision, state_tag)
+        first_epoch, step = train_state.resume(state_path, fingerprint, trainer, seed)
     last_write = time.monotonic()
     augment = reg.augment_params
     if class_weight is not None:
@@ -339,14 +274,15 @@ def fit(model: torch.nn.Module, split: Split, optim: "dict | OptimSettings", reg
                 inputs = channels_last(inputs)
             weights = None if batch.weights is None else batch.weights.to(device)
             targets = batch.targets.to(device)
-            with autocast(device, precision):
-                if own_loss:
-                    loss = (net(inputs, targets, weights, kind) if net is not model
-                            else model.training_loss(inputs, targets, weights, kind))
-                else:
-                    scores = net(**inputs)
-            if not own_loss:
-                loss = loss_of(scores.float(), targets, weights, class_weight)
+            with averaging():
+                with autocast(device, precision):
+                    if own_loss:
+                        loss = (net(inputs, targets, weights, kind) if net is not model
+                                else model.training_loss(inputs, targets, weights, kind))
+                    else:
+                        scores = net(**inputs)
+                if not own_loss:
+                    loss = loss_of(scores.float(), targets, weights, class_weight)
             opt.zero_grad(set_to_none=True)
             scaler.scale(loss).backward()
             scaler.step(opt)
@@ -360,7 +296,7 @@ def fit(model: torch.nn.Module, split: Split, optim: "dict | OptimSettings", reg
             throughput.seconds += clock() - started
             throughput.data_wait_s += waited
         if state_path is not None and distributed.broadcast_object(time.monotonic() - last_write >= state_every_s):
-            _save_state(state_path, fingerprint, epoch + 1, step, model, opt, schedule, scaler, generator, device, me)
+            train_state.save(state_path, fingerprint, epoch + 1, step, trainer)
             last_write = time.monotonic()
         if on_epoch is not None:
             on_epoch(epoch, loss.item())

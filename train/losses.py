@@ -8,10 +8,20 @@ the binary entropy / log 2. `mke.train.label_kinds` says which a task uses; noth
 Class scores live in dimension 1 (`(N, K)` for classification, `(N, K, H, W)` for segmentation), so
 one set of functions serves every task kind. A per-element weight (the segmentation confidence
 weight ω) multiplies the per-sample or per-pixel loss before averaging.
+
+Data-parallel training (torchrun): inside `over_global_batch` every loss here averages over the
+global batch, not over the rank's share of it: the rank's sum over its elements times the number of
+ranks, over the count of all ranks' elements (pixels not ignored; for class-weighted cross entropy,
+the sum of their class weights). DDP's mean of the ranks' gradients is then the gradient of the
+one-process mean even where the ranks' shares count differently (ignored pixels, class weights).
+Outside it (one process), the plain means.
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -32,13 +42,41 @@ def confidence_weight(probs: torch.Tensor) -> torch.Tensor:
     return (1.0 - entropy / math.log(k)).clamp(0.0, 1.0)
 
 
+_GLOBAL_SUM: contextvars.ContextVar = contextvars.ContextVar("global_sum", default=None)
+
+
+@contextlib.contextmanager
+def over_global_batch(total: Callable[[torch.Tensor], torch.Tensor], ranks: int):
+    """Inside, the losses average over the global batch of `ranks` data-parallel processes; `total`
+    sums a tensor over them (mke.train.distributed.reduce_sum; every rank must compute the same losses
+    in the same order, as DDP's lockstep steps do)."""
+    token = _GLOBAL_SUM.set((total, ranks))
+    try:
+        yield
+    finally:
+        _GLOBAL_SUM.reset(token)
+
+
+def _global_mean(total: torch.Tensor, count: torch.Tensor):
+    """`total` / `count` over the global batch inside `over_global_batch` (scaled by the ranks, whose
+    gradients DDP averages); None outside it."""
+    reduce = _GLOBAL_SUM.get()
+    if reduce is None:
+        return None
+    sum_over_ranks, ranks = reduce
+    return total * ranks / sum_over_ranks(count.detach().to(total.dtype).reshape(1)).clamp_min(1e-12)[0]
+
+
 def _weighted_mean(per_item: torch.Tensor, weight: torch.Tensor | None, valid: torch.Tensor | None) -> torch.Tensor:
     if weight is not None:
         per_item = per_item * weight
     if valid is not None:
         per_item = per_item * valid
-        return per_item.sum() / valid.sum().clamp_min(1)
-    return per_item.mean()
+        total, count = per_item.sum(), valid.sum()
+        mean = _global_mean(total, count)
+        return total / count.clamp_min(1) if mean is None else mean
+    mean = _global_mean(per_item.sum(), torch.tensor(per_item.numel(), device=per_item.device))
+    return per_item.mean() if mean is None else mean
 
 
 def soft_target_loss(logits: torch.Tensor, probs: torch.Tensor, weight: torch.Tensor | None = None,
@@ -55,8 +93,13 @@ def soft_target_loss(logits: torch.Tensor, probs: torch.Tensor, weight: torch.Te
 def hard_target_loss(logits: torch.Tensor, labels: torch.Tensor, weight: torch.Tensor | None = None,
                      class_weight: torch.Tensor | None = None) -> torch.Tensor:
     """Mean over samples (and pixels) of cross entropy; pixels labelled `IGNORE_INDEX` do not count."""
-    if weight is None:
+    if weight is None and _GLOBAL_SUM.get() is None:
         return F.cross_entropy(logits, labels, weight=class_weight, ignore_index=IGNORE_INDEX)
+    if weight is None:  # over the global batch: F.cross_entropy's mean, whose count is Σ class weights of the valid
+        ce = F.cross_entropy(logits, labels, weight=class_weight, ignore_index=IGNORE_INDEX, reduction="none")
+        valid = labels != IGNORE_INDEX
+        count = valid.sum() if class_weight is None else class_weight[labels[valid]].sum()
+        return _global_mean(ce.sum(), count)
     ce = F.cross_entropy(logits, labels, weight=class_weight, ignore_index=IGNORE_INDEX, reduction="none")
     valid = (labels != IGNORE_INDEX).to(ce.dtype)
     return _weighted_mean(ce, weight, valid)

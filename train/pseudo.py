@@ -6,7 +6,8 @@ of a softmax, dense per-class probabilities); hard labels are derived from them 
 class's probability ≥ 0.5), so switching `pseudo_labels.kind` never recomputes. A cache made by
 another teacher (different checkpoint bytes) is stale and is recomputed. The file names its label
 kind; files written before there were several hold softmax labels, which every single-label kind
-reads alike.
+reads alike. The cache is read memory-mapped (`torch.load(mmap=True)`): the labels of a D_u larger
+than memory stay on disk until a batch indexes them.
 
 The pass over D_u is sharded (`load_or_compute_sharded`): each torchrun rank labels its contiguous
 part of D_u, in shards of `loader.pseudo_shard_samples` samples (rounded up to whole batches of
@@ -45,7 +46,7 @@ class PseudoLabelCache:
         if not path.is_file():
             return None
         try:
-            payload = torch.load(path, map_location="cpu", weights_only=True)
+            payload = torch.load(path, map_location="cpu", weights_only=True, mmap=True)  # on disk until used
         except (RuntimeError, EOFError, pickle.UnpicklingError, zipfile.BadZipFile, ValueError):
             return None  # unreadable: treat as absent and recompute
         return payload if isinstance(payload, dict) and payload.get("format") == fmt else None

@@ -10,9 +10,9 @@ import time
 import pytest
 import torch
 
-from mke.train.checkpoint import load_train_state, save_train_state
+from mke.train import train_state
 from mke.train.data import Split
-from mke.train.fit import OptimSettings, Throughput, fit, train_fingerprint
+from mke.train.fit import OptimSettings, Throughput, fit
 from mke.train.methods import Regularization
 
 OPTIM = {"name": "adamw", "lr": 0.01, "epochs": 5, "batch_size": 8, "schedule": "cosine"}
@@ -60,8 +60,8 @@ def test_a_resumed_training_ends_exactly_where_an_uninterrupted_one_ends(tmp_pat
     with pytest.raises(Killed):
         fit(_model(), _split(), OPTIM, REG, seed=1, state_path=state, on_epoch=killed_after_epoch_2)
     model = _model()
-    fingerprint = train_fingerprint(model, OptimSettings.of(OPTIM), REG, 1, 36, "fp32")
-    assert load_train_state(state, fingerprint)["epoch"] == 2
+    fingerprint = train_state.fingerprint(model, OptimSettings.of(OPTIM), REG, 1, 36, "fp32")
+    assert train_state.read(state, fingerprint)["epoch"] == 2
     torch.manual_seed(12345)  # whatever ran in between: the state brings back the RNG
     epochs = []
     speed = Throughput()
@@ -75,7 +75,7 @@ def test_a_resumed_training_ends_exactly_where_an_uninterrupted_one_ends(tmp_pat
 
 def test_a_state_of_other_settings_is_not_resumed(tmp_path, capsys):
     state = tmp_path / "net.state.pt"
-    save_train_state(state, {"fingerprint": "0000", "epoch": 3})
+    train_state.write(state, {"fingerprint": "0000", "epoch": 3})
     epochs = []
     fit(_model(), _split(), OPTIM, REG, seed=1, state_path=state, on_epoch=lambda e, loss: epochs.append(e))
     assert epochs == [0, 1, 2, 3, 4]
