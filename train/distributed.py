@@ -146,3 +146,15 @@ def local_size() -> int:
     """How many torchrun processes share this machine (LOCAL_WORLD_SIZE; 1 without torchrun): they
     share its CPU cores."""
     return max(1, _env_int("LOCAL_WORLD_SIZE", 1))
+
+
+def cores_per_process() -> int:
+    """The CPU cores this process may train on: the cores its affinity mask allows (what taskset, a
+    container's cpuset or a batch scheduler leaves it; every core where the system keeps no mask),
+    shared evenly by the torchrun processes of this machine (`local_size`), at least 1. Each machine
+    of a multi-node run counts its own cores and its own processes."""
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # a system without affinity masks (macOS, Windows)
+        cores = os.cpu_count() or 1
+    return max(1, cores // local_size())

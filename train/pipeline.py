@@ -22,7 +22,6 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-import os
 import shutil
 import sys
 import time
@@ -279,7 +278,7 @@ class Stages:
 
     def __init__(self, workers: int, progress: bool):
         me = distributed.world()
-        self.cores = max(1, (os.cpu_count() or 1) // distributed.local_size())
+        self.cores = distributed.cores_per_process()
         if me.size > 1 and workers != 1:
             if me.main:
                 print(f"mke-train: notice: workers={workers} is ignored under torchrun: the {me.size} processes "

@@ -1,10 +1,13 @@
 """mke-train under torchrun: the collectives with real processes over gloo, and a small RGB-D run on
-2 processes that gives the metrics of 1 process (docs/scale.md states the tolerance and why)."""
+2 processes that gives the metrics of 1 process (docs/scale.md states the tolerance and why) and, on 2
+nodes of 1 process each through torchrun's c10d rendezvous, the metrics of the 2 processes exactly."""
 import json
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -72,6 +75,25 @@ def test_a_bad_torchrun_environment_is_named(monkeypatch):
         distributed.world()
 
 
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="no CPU affinity masks on this system")
+def test_each_machine_shares_the_cores_it_is_given(monkeypatch):
+    """Threads per process: the cores of this process's affinity mask over the torchrun processes of
+    its machine (LOCAL_WORLD_SIZE), whatever the other machines have."""
+    cores = os.sched_getaffinity(0)
+    monkeypatch.delenv("LOCAL_WORLD_SIZE", raising=False)
+    assert distributed.cores_per_process() == len(cores)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(len(cores)))
+    assert distributed.cores_per_process() == 1
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", str(2 * len(cores)))
+    assert distributed.cores_per_process() == 1  # never 0
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    os.sched_setaffinity(0, {min(cores)})  # this thread on one core, as under taskset or a cpuset
+    try:
+        assert distributed.cores_per_process() == 1
+    finally:
+        os.sched_setaffinity(0, cores)
+
+
 # A small RGB-D run: 80×60 rooms, every global batch of 8 divides by 2 ranks (no padding); no per-sample
 # augmentation and no class weights, whose draws and normalisation follow the ranks' half batches
 # (docs/scale.md); SGD, which does not blow float rounding up as Adam's normalised steps do.
@@ -96,32 +118,102 @@ def mke_train(args: list[str], procs: int, **kw) -> subprocess.CompletedProcess:
     else:
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={procs}",
                "--no-python", str(BIN / "mke-train"), *args]
-    env = {k: v for k, v in os.environ.items() if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK")}
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, **kw)
+    return subprocess.run(cmd, env=_env(), capture_output=True, text=True, **kw)
 
 
-def test_two_processes_give_the_metrics_of_one(tmp_path):
-    common = ["--task", "rgbd", "--runs-dir", str(tmp_path), "--no-progress", f"data.cache_dir={tmp_path / 'cache'}",
-              *RGBD]
+def _env() -> dict:
+    return {k: v for k, v in os.environ.items()
+            if k not in ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK")}
+
+
+def mke_train_on_nodes(args: list[str], nodes: int, timeout: float) -> list[tuple[int, str, str]]:
+    """`mke-train ARGS` on `nodes` "machines" of 1 process each, as a user starts it on each machine of a
+    multi-node run: one torchrun agent a node, all meeting through the c10d rendezvous on this machine's
+    loopback. Each agent (and its rank) is confined to its own equal share of this process's cores, as
+    on a machine of that many cores: its rank trains with the threads of a rank of `--nproc-per-node
+    nodes` on this machine. (exit status, stdout, stderr) of each agent. A node that never arrives fails the others after the
+    rendezvous' join_timeout; whatever still runs after `timeout` s is killed."""
+    endpoint = f"127.0.0.1:{_free_port()}"
+    cores = sorted(os.sched_getaffinity(0))
+    share = max(1, len(cores) // nodes)
+    agents = []
+    try:
+        for node in range(nodes):
+            cmd = [sys.executable, "-m", "torch.distributed.run", f"--nnodes={nodes}", "--nproc-per-node=1",
+                   "--rdzv-backend=c10d", f"--rdzv-endpoint={endpoint}", "--rdzv-id=mke-test",
+                   "--rdzv-conf=join_timeout=60", "--local-addr=127.0.0.1",
+                   "--no-python", str(BIN / "mke-train"), *args]
+            mine = set(cores[node * share:(node + 1) * share])
+            agents.append(subprocess.Popen(cmd, env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                           start_new_session=True, preexec_fn=lambda c=mine: os.sched_setaffinity(0, c)))
+        deadline = time.monotonic() + timeout
+        outs = [agent.communicate(timeout=max(1.0, deadline - time.monotonic())) for agent in agents]
+        return [(agent.returncode, out, err) for agent, (out, err) in zip(agents, outs)]
+    finally:
+        for agent in agents:
+            if agent.poll() is None:  # timed out: the agent and its worker are in their own session
+                os.killpg(agent.pid, signal.SIGKILL)
+                agent.communicate()
+
+
+@pytest.fixture(scope="module")
+def rgbd_runs(tmp_path_factory):
+    """The small RGB-D run trained by 1 process and by 2 (torchrun --standalone), in one runs folder."""
+    root = tmp_path_factory.mktemp("rgbd_runs")
+    common = ["--task", "rgbd", "--runs-dir", str(root), "--no-progress", f"data.cache_dir={root / 'cache'}", *RGBD]
     one = mke_train([*common, "--name", "one"], 1, timeout=300)
     assert one.returncode == 0, one.stderr
     two = mke_train([*common, "--name", "two"], 2, timeout=300)
     assert two.returncode == 0, two.stderr
+    return root, two
+
+
+def test_two_processes_give_the_metrics_of_one(rgbd_runs):
+    root, two = rgbd_runs
     assert "data-parallel on 2 processes" in two.stdout
     assert "workers=2 is ignored under torchrun" in two.stdout + two.stderr
     assert two.stdout.count("report:") == 1  # rank 0 alone reports
-    m1 = json.loads((tmp_path / "one" / "metrics.json").read_text())
-    m2 = json.loads((tmp_path / "two" / "metrics.json").read_text())
+    m1 = json.loads((root / "one" / "metrics.json").read_text())
+    m2 = json.loads((root / "two" / "metrics.json").read_text())
     c1, c2 = _cells(m1), _cells(m2)
     assert set(c1) == set(c2) == {"UM teacher", "MM student (no reg)"}
     for method in c1:
         assert abs(c1[method] - c2[method]) <= TOLERANCE_MIOU, (method, c1[method], c2[method])
     for stage in ("teacher", "students"):  # both measured their speed, all ranks' samples counted
         assert m2["throughput"][stage]["samples_per_s"] > 0 and 0 <= m2["throughput"][stage]["data_wait_share"] < 1
-    result = json.loads((tmp_path / "two" / "seed0" / "teacher.json").read_text())
+    result = json.loads((root / "two" / "seed0" / "teacher.json").read_text())
     assert result["throughput"]["samples"] == 3 * 32  # 3 epochs of 32 frames, counted over both ranks
     # the ranks trained one model: rank 1 wrote no file of its own, no training state is left behind
-    assert not list((tmp_path / "two").rglob("*.state.pt"))
+    assert not list((root / "two").rglob("*.state.pt"))
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity") or len(os.sched_getaffinity(0)) < 2,
+                    reason="2 nodes of their own cores need 2 cores and affinity masks")
+def test_two_nodes_give_the_metrics_of_two_processes(rgbd_runs):
+    """2 torchrun agents ("machines") of 1 process each, through the c10d rendezvous: every rank is
+    LOCAL_RANK 0 of a machine of 1 process and only global rank 0 writes. Each node renders its
+    share of the built-in data into a cache folder of their own (data.cache_dir, shared as across
+    machines) and labels its shards of D_u. Same world size, ranks and threads per rank as the
+    2-process run, and a 2-rank gloo sum is the same whichever rank adds: the same run to the last
+    digit (docs/scale.md, "Across machines")."""
+    root, _ = rgbd_runs
+    args = ["--task", "rgbd", "--runs-dir", str(root), "--no-progress", f"data.cache_dir={root / 'cache-nodes'}",
+            "--name", "nodes", *RGBD]
+    agents = mke_train_on_nodes(args, 2, timeout=300)
+    for rc, out, err in agents:
+        assert rc == 0, err[-3000:]
+    stdout = "".join(out for _, out, _ in agents)
+    assert stdout.count("data-parallel on 2 processes") == 1 and stdout.count("report:") == 1  # global rank 0 alone
+    two = json.loads((root / "two" / "metrics.json").read_text())
+    nodes = json.loads((root / "nodes" / "metrics.json").read_text())
+    assert _cells(nodes) == _cells(two)
+    assert nodes["pseudo_labels"]["score_on_unlabeled"] == two["pseudo_labels"]["score_on_unlabeled"]
+    # the ranks of both nodes rendered one cache: the same files as the one rendered by 1 process
+    rendered = sorted(p.relative_to(root / "cache") for p in (root / "cache").rglob("*.npz"))
+    assert rendered and rendered == sorted(p.relative_to(root / "cache-nodes") for p in (root / "cache-nodes").rglob("*.npz"))
+    for path in rendered:
+        assert (root / "cache" / path).read_bytes() == (root / "cache-nodes" / path).read_bytes(), path
+    assert not list((root / "nodes").rglob("*.state.pt")) and not list((root / "nodes").rglob("*.shard-*"))
 
 
 class Plain(torch.nn.Module):
