@@ -11,7 +11,8 @@ from mke.runtime.errors import MkeError
 from mke.train.config import resolve_config
 from mke.train.data import LazyInputs, LoaderSettings, Split, TensorRows
 from mke.train.datasets import builtin_rgbd
-from mke.train.datasets.builtin_rgbd import cache_dir, load_builtin_rgbd, npz_memmaps
+from mke.train.datasets.builtin_rgbd import cache_dir, load_builtin_rgbd
+from mke.train.datasets.frame_cache import npz_memmaps
 
 pytestmark = pytest.mark.usefixtures("one_torch_thread")
 

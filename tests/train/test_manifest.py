@@ -162,3 +162,22 @@ def test_recording_rows_become_samples(data):
         assert depth.dtype == np.float32 and mask is None
         np.testing.assert_array_equal(np.round(depth * 1000), depth_mm_image(k))   # aligned, same lens
     assert len(Manifest.read(path, cache_dir=data / "cache")) == 4  # second read reuses the cache
+
+
+def test_image_sizes_come_from_headers_as_decoding_gives_them(data):
+    from mke.train.datasets.manifest import READERS, image_size
+
+    img = np.random.default_rng(0).integers(0, 255, (37, 53, 3)).astype(np.uint8)
+    files = {"c.png": ("rgb", img), "g.png": ("rgb", img[:, :, 0]), "d.png": ("depth", img[:, :, 0].astype(np.uint16)),
+             "c.jpg": ("rgb", img), "d.tif": ("depth", img[:, :, 0].astype(np.uint16))}
+    for name, (column, array) in files.items():
+        cv2.imwrite(str(data / name), array)
+    cv2.imwrite(str(data / "p.jpg"), img, [cv2.IMWRITE_JPEG_PROGRESSIVE, 1])
+    files["p.jpg"] = ("rgb", img)
+    np.save(data / "d.npy", np.ones((37, 53), np.float32))
+    files["d.npy"] = ("depth", None)
+    for name, (column, _) in files.items():
+        assert image_size(data / name, column) == READERS[column](data / name).shape[:2] == (37, 53), name
+    (data / "not.png").write_bytes(b"\x89PNG\r\n")                 # no header to read: the reader says why
+    with pytest.raises(MkeError, match=r"rgb file .*not\.png could not be read as an image"):
+        image_size(data / "not.png", "rgb")

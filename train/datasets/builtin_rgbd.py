@@ -14,13 +14,12 @@ pieces; the whole folder is built beside its place and renamed in when complete
 (`mke.runtime.fileio.building_cache`), so 100k frames never sit in memory and a crash leaves no
 half cache. The `.npz` files are read back memory-mapped (`npz_memmaps`): a frame is read from disk
 when it is used. Under torchrun every rank renders its share of the rooms into the shared files and
-rank 0 packs them (the cache folder must then be on a filesystem all ranks see).
+rank 0 packs them (the cache folder must then be on a filesystem all ranks see). The part files, the
+packing and the mapped reading are `frame_cache`'s, shared with the NYU Depth V2 cache.
 """
 from __future__ import annotations
 
 import os
-import shutil
-import struct
 import zipfile
 from pathlib import Path
 
@@ -30,6 +29,7 @@ from tqdm import tqdm
 from mke.runtime.camera import Intrinsics
 from mke.runtime.errors import MkeError
 from mke.runtime.fileio import building_cache, cache_folder, write_json
+from mke.train.datasets.frame_cache import allocate_parts, npz_memmaps, pack_parts, part_offset, part_path
 from mke.train.tasks.segmentation import FrameSet
 
 SPLITS = ("labeled", "unlabeled", "test")
@@ -74,9 +74,11 @@ def _jobs(splits: list[str], data_cfg: dict, replay: bool) -> dict[str, tuple]:
 
 
 def default_workers() -> int:
-    """Render processes of this process: one per core, shared among the torchrun ranks of this machine."""
-    local_ranks = max(1, int(os.environ.get("LOCAL_WORLD_SIZE", "1") or 1))
-    return max(1, (os.cpu_count() or 1) // local_ranks)
+    """Render processes of this process: one per core it may use, shared among the torchrun ranks of
+    this machine (`mke.train.distributed.cores_per_process`)."""
+    from mke.train import distributed
+
+    return distributed.cores_per_process()
 
 
 def _render(jobs: dict[str, tuple], keep, progress: bool, workers: int = 0, rank: int = 0, world: int = 1) -> None:
@@ -166,22 +168,15 @@ def _layout(name: str, data_cfg: dict) -> dict[str, tuple[tuple[int, ...], np.dt
             "room": ((frames,), np.dtype(np.int64))}
 
 
-def _part(folder: Path, split: str, field: str) -> Path:
-    return folder / "parts" / f"{split}.{field}.npy"
-
-
 def _allocate_parts(folder: Path, data_cfg: dict) -> None:
     """One empty .npy file per split and field, at its full size (sparse until written), and `room`
     filled in: what every rank then writes its rooms into."""
     for name in SPLITS:
-        for field, (shape, dtype) in _layout(name, data_cfg).items():
-            path = _part(folder, name, field)
-            path.parent.mkdir(parents=True, exist_ok=True)
-            array = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
-            if field == "room":
-                array[:] = np.repeat(np.arange(len(_rooms(name, data_cfg))), [n for _, n in _rooms(name, data_cfg)])
-                array.flush()
-            del array
+        allocate_parts(folder, name, _layout(name, data_cfg))
+        room = np.load(part_path(folder, name, "room"), mmap_mode="r+")
+        room[:] = np.repeat(np.arange(len(_rooms(name, data_cfg))), [n for _, n in _rooms(name, data_cfg)])
+        room.flush()
+        del room
 
 
 def _render_to_files(folder: Path, data_cfg: dict, progress: bool, rank: int, world: int,
@@ -198,9 +193,8 @@ def _render_to_files(folder: Path, data_cfg: dict, progress: bool, rank: int, wo
         for name in SPLITS:
             for field in layouts[name]:
                 if field != "room":
-                    path = _part(folder, name, field)
-                    offsets[name, field] = np.load(path, mmap_mode="r").offset
-                    files[name, field] = os.open(path, os.O_WRONLY)
+                    offsets[name, field] = part_offset(folder, name, field)
+                    files[name, field] = os.open(part_path(folder, name, field), os.O_WRONLY)
 
         def keep(name, indices, rendered):
             if name == "replay":
@@ -224,24 +218,12 @@ def _render_to_files(folder: Path, data_cfg: dict, progress: bool, rank: int, wo
 
 
 def _pack_parts(folder: Path) -> None:
-    """Each split's part files into `<split>.npz` (uncompressed, as np.savez writes it: the same
-    arrays, byte for byte), copied in 1 MiB pieces; the parts are removed."""
-    for name in SPLITS:
-        parts = sorted(_part(folder, name, "x").parent.glob(f"{name}.*.npy"))
-        with zipfile.ZipFile(folder / f"{name}.npz", "w", zipfile.ZIP_STORED, allowZip64=True) as zf:
-            for path in _ordered(parts, name):
-                with open(path, "rb") as src, zf.open(path.name.split(".", 1)[1], "w", force_zip64=True) as dst:
-                    shutil.copyfileobj(src, dst, 1 << 20)
-                path.unlink()
-    shutil.rmtree(folder / "parts", ignore_errors=True)
-
-
-def _ordered(parts: list[Path], split: str) -> list[Path]:
-    """The part files in the order np.savez wrote the fields (render_rooms' fields, then `room`)."""
+    """Each split's part files into `<split>.npz`, in the order np.savez wrote the fields before
+    (render_rooms' fields, then `room`): the same arrays, byte for byte."""
     from mke.runtime.sim.batch import FIELDS
 
-    order = {f"{split}.{field}.npy": i for i, field in enumerate(FIELDS + ("room",))}
-    return sorted(parts, key=lambda p: order.get(p.name, len(order)))
+    for name in SPLITS:
+        pack_parts(folder, name, FIELDS + ("room",))
 
 
 def _write_recording(path: Path, room: dict[str, np.ndarray], fps: int) -> Path:
@@ -277,6 +259,10 @@ def build_cache(data_cfg: dict, progress: bool = True, workers: int = 0) -> Path
                                f"on each machine (mke-train --task rgbd … with the same data settings)")
             _fill(tmp, data_cfg, False, rank, world, workers)
         distributed.barrier()  # the others wait until rank 0 has renamed the folder into place
+    if rank != 0 and not cache_ready(folder, data_cfg):
+        raise MkeError(f"rank {rank} cannot see the built-in data at {folder}, which rank 0 has: put "
+                       "data.cache_dir on a filesystem every machine shares, or render it beforehand on each "
+                       "machine (mke-train --task rgbd … with the same data settings)")
     return folder
 
 
@@ -295,35 +281,6 @@ def _fill(tmp: Path, data_cfg: dict, progress: bool, rank: int, world: int, work
     if replay is not None:
         _write_recording(tmp / "replay.db3", replay, int(data_cfg["recording"]["fps"]))
     write_json(tmp / "data.json", {k: data_cfg[k] for k in RENDER_KEYS})
-
-
-def npz_memmaps(path: Path) -> dict[str, np.ndarray]:
-    """The arrays of an uncompressed .npz (np.savez), each memory-mapped where it lies in the file: a
-    frame is read from disk when used, and pages the OS may drop again. Copy-on-write: an array may
-    be changed in memory, the file never is. Members that are compressed,
-    empty or in a .npy version other than 1 and 2 are read into memory."""
-    out = {}
-    with zipfile.ZipFile(path) as zf, open(path, "rb") as f:
-        for info in zf.infolist():
-            key = info.filename[:-4] if info.filename.endswith(".npy") else info.filename
-            if info.compress_type == zipfile.ZIP_STORED:
-                f.seek(info.header_offset)
-                local = f.read(30)
-                if local[:4] != b"PK\x03\x04":
-                    raise ValueError(f"member {info.filename} has no local header")
-                name_len, extra_len = struct.unpack("<HH", local[26:30])
-                f.seek(info.header_offset + 30 + name_len + extra_len)
-                version = np.lib.format.read_magic(f)
-                read = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
-                if version in read:
-                    shape, fortran, dtype = read[version](f)
-                    if int(np.prod(shape)) > 0 and not dtype.hasobject:
-                        out[key] = np.memmap(path, dtype=dtype, mode="c", shape=shape, offset=f.tell(),
-                                             order="F" if fortran else "C")
-                        continue
-            with zf.open(info) as member:
-                out[key] = np.lib.format.read_array(member, allow_pickle=False)
-    return out
 
 
 def load_builtin_rgbd(data_cfg: dict, progress: bool = True) -> dict[str, FrameSet]:

@@ -30,6 +30,7 @@ import csv
 import difflib
 import json
 import os
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, NamedTuple
@@ -149,10 +150,17 @@ def read_mask(path: str | os.PathLike) -> np.ndarray:
     return img
 
 
+READERS = {"rgb": read_rgb, "depth": read_depth, "mask": read_mask}  # column → its file's reader
+
+
 def check_same_size(rgb: np.ndarray, other: np.ndarray, path: Path, what: str) -> None:
-    if other.shape[:2] != rgb.shape[:2]:
-        raise MkeError(f"{what} file {path} is {other.shape[1]}x{other.shape[0]} (WxH); expected the "
-                       f"size of its rgb image, {rgb.shape[1]}x{rgb.shape[0]}")
+    _check_size(rgb.shape[:2], other.shape[:2], path, what)
+
+
+def _check_size(rgb_hw: tuple[int, int], hw: tuple[int, int], path: Path, what: str) -> None:
+    if tuple(hw) != tuple(rgb_hw):
+        raise MkeError(f"{what} file {path} is {hw[1]}x{hw[0]} (WxH); expected the "
+                       f"size of its rgb image, {rgb_hw[1]}x{rgb_hw[0]}")
 
 
 def load_entry(entry: Entry) -> Sample:
@@ -169,6 +177,85 @@ def load_entry(entry: Entry) -> Sample:
     except MkeError as e:
         raise MkeError(f"{entry.origin}: {e}") from None
     return Sample(rgb, depth, labels)
+
+
+def read_column(entry: Entry, column: str) -> np.ndarray:
+    """One file of an entry (`column`: rgb, depth or mask), read as `load_entry` reads it; an error
+    names the entry's line. Sizes are not compared here: `entry_size` does that from the headers."""
+    try:
+        return READERS[column](getattr(entry, column))
+    except MkeError as e:
+        raise MkeError(f"{entry.origin}: {e}") from None
+
+
+def entry_size(entry: Entry, columns: tuple[str, ...] = ("depth", "mask")) -> tuple[int, int]:
+    """(height, width) of an entry's rgb image, its `columns` files checked to be that size too, as
+    `load_entry` checks them but from the files' headers (`image_size`): a whole manifest is checked
+    in the time of opening its files, before any pixel is decoded."""
+    try:
+        hw = image_size(entry.rgb, "rgb")
+        for column in columns:
+            path = getattr(entry, column)
+            if path is not None:
+                _check_size(hw, image_size(path, column), path, column)
+    except MkeError as e:
+        raise MkeError(f"{entry.origin}: {e}") from None
+    return hw
+
+
+def image_size(path: str | os.PathLike, column: str = "rgb") -> tuple[int, int]:
+    """(height, width) of a column's file from its header: PNG, JPEG and .npy; other formats (TIFF,
+    BMP, ...) and files whose header this does not understand are decoded by the column's reader,
+    which also names what is wrong with a bad file."""
+    try:
+        if Path(path).suffix.lower() in DEPTH_M_SUFFIXES:
+            shape = np.load(path, mmap_mode="r", allow_pickle=False).shape
+            hw = shape if len(shape) == 2 else None
+        else:
+            with open(path, "rb") as f:
+                hw = _png_size(f) or _jpeg_size(f)
+    except (OSError, ValueError, struct.error):
+        hw = None
+    return (int(hw[0]), int(hw[1])) if hw else READERS[column](path).shape[:2]
+
+
+def _png_size(f) -> tuple[int, int] | None:
+    f.seek(0)
+    head = f.read(24)
+    if head[:8] != b"\x89PNG\r\n\x1a\n" or head[12:16] != b"IHDR":
+        return None
+    width, height = struct.unpack(">II", head[16:24])
+    return height, width
+
+
+_JPEG_FRAMES = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}  # SOFn markers
+
+
+def _jpeg_size(f) -> tuple[int, int] | None:
+    """The frame header's size: markers walked from the start of the file to the first SOFn."""
+    f.seek(0)
+    if f.read(2) != b"\xff\xd8":
+        return None
+    while True:
+        byte = f.read(1)
+        while byte == b"\xff":          # fill bytes before a marker
+            marker = f.read(1)
+            if marker != b"\xff":
+                break
+        else:
+            return None
+        if not marker:
+            return None
+        code = marker[0]
+        if code == 0xD8 or code == 0x01 or 0xD0 <= code <= 0xD7:
+            continue                     # markers without a segment
+        length = struct.unpack(">H", f.read(2))[0]
+        if code in _JPEG_FRAMES:
+            height, width = struct.unpack(">xHH", f.read(5))
+            return (height, width) if height and width else None
+        if code == 0xD9 or length < 2:
+            return None
+        f.seek(length - 2, os.SEEK_CUR)
 
 
 # ---------------------------------------------------------------------------------------------

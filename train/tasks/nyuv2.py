@@ -11,13 +11,19 @@
   the toolbox, or `rawDepths`, registered with holes), labels.
 
 Frames are resized once, to `preprocess.rgb.size` (RGB with area interpolation, depth and labels
-nearest, as the runtime's preprocessing would), and cached as .npz files under
+nearest, as the runtime's preprocessing would), and cached as uncompressed .npz files under
 `<data.cache_dir>/nyuv2-<hash>/`, so worker processes start from the cache, not the 2.8 GB file.
+Each split is written frame by frame into memory-mapped part files and packed into its .npz
+(`frame_cache`, as the built-in rooms are), and read back memory-mapped: neither building nor
+loading holds a split in memory. Caches of version 1 (np.savez_compressed, read whole) sit in
+another folder (the version is in its key) and are built again in the new format.
 Intrinsics (for HHA) are the toolbox's RGB camera's, scaled to that size.
 """
 from __future__ import annotations
 
 import re
+import tempfile
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +36,7 @@ from mke.runtime.fileio import atomic_path, cache_folder, write_json
 from mke.runtime.modalities import get_modality
 from mke.runtime.preprocess import resize_image
 from mke.train.datasets import data_root
+from mke.train.datasets.frame_cache import allocate_parts, npz_memmaps, open_parts, pack_parts
 from mke.train.datasets.nyuv2 import (CLASS_NAMES_40, RGB_INTRINSICS, NYUv2Labeled, load_raw_pair, raw_pairs,
                                       register_depth_to_rgb, scaled_intrinsics)
 from mke.train.tasks import register_task
@@ -42,7 +49,7 @@ FILES = {"labeled_mat": "nyu_depth_v2_labeled.mat", "splits": "splits.mat", "map
          "raw": "raw/"}
 TEST_DEPTHS = ("depths", "rawDepths")
 SPLITS = ("labeled", "unlabeled", "test")
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: uncompressed, written and read memory-mapped (1: np.savez_compressed)
 
 
 def _expected() -> str:
@@ -132,19 +139,21 @@ class _TestDepth:
         self.close()
 
 
-def _frames(n: int, size, depth: bool, labels: bool) -> dict[str, np.ndarray]:
+def _layout(n: int, size, depth: bool, labels: bool) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape and dtype of each array of a split's .npz, in the order they are stored."""
     h, w = size
-    out = {"rgb": np.zeros((n, h, w, 3), np.uint8)}
+    out = {"rgb": ((n, h, w, 3), np.dtype(np.uint8))}
     if depth:
-        out["depth_mm"] = np.zeros((n, h, w), np.uint16)
+        out["depth_mm"] = ((n, h, w), np.dtype(np.uint16))
     if labels:
-        out["labels"] = np.zeros((n, h, w), np.uint8)
+        out["labels"] = ((n, h, w), np.dtype(np.uint8))
     return out
 
 
-def _labeled_split(ds: NYUv2Labeled, split: str, size, test_depth: str, progress: bool) -> dict[str, np.ndarray]:
+def _labeled_split(out: dict[str, np.ndarray], ds: NYUv2Labeled, split: str, size, test_depth: str,
+                   progress: bool) -> None:
+    """Frame by frame into `out` (the split's mapped part files, `_layout`)."""
     index = ds.split_indices("train" if split == "labeled" else "test")
-    out = _frames(len(index), size, depth=split == "test", labels=True)
     with _TestDepth(ds, test_depth if split == "test" else "depths") as read_depth:
         for k, i in enumerate(tqdm(index, desc=f"NYUv2 {split}", unit="frame", disable=not progress, leave=False)):
             out["rgb"][k] = resize_image(ds.rgb(i), size, nearest=False)
@@ -152,7 +161,6 @@ def _labeled_split(ds: NYUv2Labeled, split: str, size, test_depth: str, progress
             if split == "test":
                 depth_m = resize_image(read_depth(i), size, nearest=True).astype(np.float64)
                 out["depth_mm"][k] = metres_to_millimetres(depth_m)
-    return out
 
 
 def unlabeled_pairs(data_cfg: dict, raw: Path, test_scenes: set[str]) -> list[tuple[Path, Path]]:
@@ -168,15 +176,14 @@ def unlabeled_pairs(data_cfg: dict, raw: Path, test_scenes: set[str]) -> list[tu
     return kept
 
 
-def _unlabeled_split(pairs, size, progress: bool) -> dict[str, np.ndarray]:
-    out = _frames(len(pairs), size, depth=True, labels=False)
+def _unlabeled_split(out: dict[str, np.ndarray], pairs, size, progress: bool) -> None:
+    """Frame by frame into `out` (the split's mapped part files, `_layout`)."""
     for k, (rgb_path, depth_path) in enumerate(tqdm(pairs, desc="NYUv2 unlabeled", unit="frame",
                                                     disable=not progress, leave=False)):
         rgb, depth = load_raw_pair(rgb_path, depth_path)
         out["rgb"][k] = resize_image(rgb, size, nearest=False)
         depth_m = resize_image(register_depth_to_rgb(depth), size, nearest=True).astype(np.float64)
         out["depth_mm"][k] = metres_to_millimetres(depth_m)
-    return out
 
 
 def _check_data_cfg(cfg: dict) -> None:
@@ -209,17 +216,27 @@ def build_nyuv2(cfg: dict, progress: bool) -> Path:
                                "set data.exclude_test_scenes=false to draw D_u from every raw scene")
             test_scenes = {_scene_key(scenes[i]) for i in ds.split_indices("test")}
         pairs = unlabeled_pairs(d, paths["raw"], test_scenes)
-        splits = {"labeled": lambda: _labeled_split(ds, "labeled", size, d["test_depth"], progress),
-                  "test": lambda: _labeled_split(ds, "test", size, d["test_depth"], progress),
-                  "unlabeled": lambda: _unlabeled_split(pairs, size, progress)}
-        for name, make in splits.items():
+        splits = {"labeled": (_layout(len(ds.split_indices("train")), size, depth=False, labels=True),
+                              lambda out: _labeled_split(out, ds, "labeled", size, d["test_depth"], progress)),
+                  "test": (_layout(len(ds.split_indices("test")), size, depth=True, labels=True),
+                           lambda out: _labeled_split(out, ds, "test", size, d["test_depth"], progress)),
+                  "unlabeled": (_layout(len(pairs), size, depth=True, labels=False),
+                                lambda out: _unlabeled_split(out, pairs, size, progress))}
+        for name, (layout, fill) in splits.items():
             path = folder / f"{name}.npz"
             if path.is_file():
                 continue
-            arrays = make()
-            with atomic_path(path) as tmp:
-                with open(tmp, "wb") as f:
-                    np.savez_compressed(f, **arrays)
+            folder.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix=f".{name}.", suffix=".parts", dir=folder) as parts:
+                # parts of this process's own (every torchrun rank may build the cache at once)
+                allocate_parts(Path(parts), name, layout)
+                arrays = open_parts(Path(parts), name, layout)
+                fill(arrays)
+                for array in arrays.values():
+                    array.flush()
+                del arrays
+                with atomic_path(path) as tmp:
+                    pack_parts(Path(parts), name, tuple(layout), tmp)
     write_json(folder / "data.json", {"root": str(paths["labeled_mat"].parent), "size": size,
                                       "frames": {"unlabeled": len(pairs)}, "test_scenes_excluded": sorted(test_scenes),
                                       "data": {k: v for k, v in d.items() if k != "cache_dir"}})
@@ -227,7 +244,8 @@ def build_nyuv2(cfg: dict, progress: bool) -> Path:
 
 
 def load_nyuv2(cfg: dict) -> dict[str, FrameSet]:
-    """The cached splits as FrameSets (build_nyuv2 must have run)."""
+    """The cached splits as FrameSets whose frames stay on disk (memory-mapped) until used (build_nyuv2
+    must have run)."""
     folder = cache_dir(cfg)
     size = [int(x) for x in cfg["preprocess"]["rgb"]["size"]]
     k = Intrinsics.from_row(np.asarray(scaled_intrinsics(RGB_INTRINSICS, tuple(size)), np.float32), size[1], size[0])
@@ -235,9 +253,8 @@ def load_nyuv2(cfg: dict) -> dict[str, FrameSet]:
     for name in SPLITS:
         path = folder / f"{name}.npz"
         try:
-            with np.load(path) as z:
-                arrays = {key: z[key] for key in z.files}
-        except (OSError, ValueError, KeyError) as exc:
+            arrays = npz_memmaps(path)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as exc:
             raise MkeError(f"cached NYUv2 data {path} is unreadable ({exc}); delete {folder} to build it again") \
                 from None
         n = len(arrays["rgb"])

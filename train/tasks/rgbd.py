@@ -16,6 +16,8 @@ from mke.runtime.depth_units import metres_to_millimetres
 from mke.runtime.errors import MkeError
 from mke.runtime.preprocess import resize_image
 from mke.runtime.sim.classes import CLASS_COLORS, CLASS_NAMES
+from mke.train.datasets.frame_arrays import FrameArray
+from mke.train.datasets.manifest import entry_size, read_column
 from mke.train.tasks import register_task
 from mke.train.tasks.base import label_colors
 from mke.train.tasks.segmentation import FrameSet, RGBDSegmentationTask
@@ -78,23 +80,54 @@ def read_manifests(cfg: dict) -> dict:
 
 
 def manifest_frames(manifest, split: str, size) -> FrameSet:
-    """Every sample of a manifest, brought to `size` = [h, w] (RGB area / linear, depth and masks
-    nearest, as the runtime's preprocessing resizes), so frames of several cameras stack."""
+    """Every sample of a manifest as lazy frames (`FrameArray`): a sample's files are read and brought
+    to `size` = [h, w] (RGB area / linear, depth and masks nearest, as the runtime's preprocessing
+    resizes) when a frame is indexed, so frames of several cameras stack and a manifest larger than
+    memory trains from disk. Sizes are checked now, from the files' headers (`entry_size`)."""
     keep_depth = split != "labeled"
     keep_labels = split != "unlabeled" or manifest.has_masks
-    rgb, depth, labels = [], [], []
-    for k, sample in enumerate(manifest):
-        if size is None and k and sample.rgb.shape != rgb[0].shape:
-            raise MkeError(f"{manifest.entries[k].origin}: rgb is {sample.rgb.shape[1]}x{sample.rgb.shape[0]} but "
-                           f"earlier rows are {rgb[0].shape[1]}x{rgb[0].shape[0]}; "
+    columns = ("rgb",) + (("depth",) if keep_depth else ()) + (("mask",) if keep_labels else ())
+    first = None
+    for entry in manifest.entries:
+        hw = entry_size(entry, columns[1:])
+        if first is None:
+            first = hw
+        elif size is None and hw != first:
+            raise MkeError(f"{entry.origin}: rgb is {hw[1]}x{hw[0]} but earlier rows are {first[1]}x{first[0]}; "
                            "set preprocess.rgb.size to resize them")
-        rgb.append(resize_image(sample.rgb, size, nearest=False))
-        if keep_depth:
-            depth.append(metres_to_millimetres(resize_image(sample.depth_m, size, nearest=True).astype(np.float64)))
-        if keep_labels:
-            labels.append(resize_image(sample.labels, size, nearest=True))
-    return FrameSet(rgb=np.stack(rgb), depth_mm=np.stack(depth) if keep_depth else None,
-                    labels=np.stack(labels) if keep_labels else None, name=split)
+    h, w = (int(size[0]), int(size[1])) if size is not None else first
+    entries = tuple(manifest.entries)
+
+    def lazy(column, frame_shape, dtype):
+        return FrameArray(ManifestColumn(entries, column, (h, w), size is None), len(entries), frame_shape,
+                          dtype, name=f"the {split} manifest's {column}")
+
+    return FrameSet(rgb=lazy("rgb", (h, w, 3), np.uint8),
+                    depth_mm=lazy("depth", (h, w), np.uint16) if keep_depth else None,
+                    labels=lazy("mask", (h, w), np.uint8) if keep_labels else None, name=split)
+
+
+class ManifestColumn:
+    """Frame i of a manifest column as a FrameSet holds it — rgb uint8, depth uint16 millimetres, mask
+    uint8 class ids — read from the sample's file and brought to `hw`; picklable, it holds the
+    entries (paths), not frames. `same_size`: the frames are not resized (preprocess.rgb.size unset),
+    so each must already be `hw`."""
+
+    def __init__(self, entries: tuple, column: str, hw: tuple[int, int], same_size: bool):
+        self.entries, self.column, self.hw, self.same_size = entries, column, hw, same_size
+
+    def __call__(self, i: int) -> np.ndarray:
+        entry = self.entries[i]
+        raw = read_column(entry, self.column)
+        if self.same_size and raw.shape[:2] != self.hw:
+            raise MkeError(f"{entry.origin}: {self.column} file {getattr(entry, self.column)} is "
+                           f"{raw.shape[1]}x{raw.shape[0]} but earlier rows are {self.hw[1]}x{self.hw[0]} "
+                           "(did it change since the manifest was read?); set preprocess.rgb.size to resize them")
+        if self.column == "rgb":
+            return resize_image(raw, self.hw, nearest=False)
+        if self.column == "depth":
+            return metres_to_millimetres(resize_image(raw, self.hw, nearest=True).astype(np.float64))
+        return resize_image(raw, self.hw, nearest=True)
 
 
 @register_task

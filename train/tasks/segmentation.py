@@ -29,7 +29,10 @@ from mke.train.tasks.base import Task
 
 @dataclass
 class FrameSet:
-    """Raw frames of one split, as sensors and datasets give them."""
+    """Raw frames of one split, as sensors and datasets give them. A field is an array in memory, a
+    memory-mapped one (`np.memmap`: a cache on disk) or a `FrameArray` (frames read from their files
+    when indexed: data larger than memory); each gives numpy when indexed, and the checks here read
+    only shapes and dtypes, never a frame."""
 
     rgb: np.ndarray                        # (N, H, W, 3) uint8, RGB order
     depth_mm: np.ndarray | None = None     # (N, H, W) uint16 millimetres, 0 = invalid
