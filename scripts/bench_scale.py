@@ -83,12 +83,13 @@ def main() -> None:
         return worker(args)
     from mke.runtime.memory import huge_pages_off
     from mke.train.config import resolve_config
+    from mke.train.distributed import cores_per_process
     from mke.train.tasks import get_task
 
     huge_pages_off()
     cfg = resolve_config("rgbd", None, _overrides(args))
     get_task("rgbd").prepare(cfg, True)  # render once, before either setting is timed
-    cores = os.cpu_count() or 1
+    cores = cores_per_process()  # the cores this process may use (its affinity mask)
     base = [__file__, "--worker", f"--frames={args.frames}", f"--epochs={args.epochs}", f"--width={args.width}",
             f"--height={args.height}", f"--cache-dir={args.cache_dir}"]
     one = _run([sys.executable, *base, f"--threads={cores}"])
