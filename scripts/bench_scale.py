@@ -1,6 +1,6 @@
 """Benchmark: the MM student's training step on the built-in RGB-D rooms, 1 process vs 2 (torchrun, gloo).
 
-    .venv/bin/python scripts/bench_scale.py [--frames 512] [--epochs 2] [--width 160 --height 120]
+    .venv/bin/python scripts/bench_scale.py [--frames 512] [--epochs 2] [--width 160 --height 120] [--lazy]
 
 Renders the frames once (cached under --cache-dir), then trains the same student for the same steps
 twice, side by side in this one run: 1 process with all the machine's cores as threads, and
@@ -8,7 +8,9 @@ twice, side by side in this one run: 1 process with all the machine's cores as t
 machine with few cores: the same cores either way). Prints samples/s (global: all ranks), the ratio,
 and the share of step time spent waiting for the next batch (mke.train.fit.Throughput), per setting.
 The step is the headline MM student's (network, inputs, transformation T, optimizer, precision of
-configs/rgbd.yaml) trained on the frames' true class ids, so no teacher is needed first.
+configs/rgbd.yaml) trained on the frames' true class ids, so no teacher is needed first. With
+`--lazy` the split is lazy (`loader.in_memory_mb=0`): each batch is read from the memory-mapped cache
+and preprocessed by DataLoader worker processes (`loader` settings), as data larger than memory is.
 """
 from __future__ import annotations
 
@@ -27,7 +29,7 @@ def _overrides(args) -> list[str]:
             f"data.unlabeled={{rooms: {max(1, n // 10)}, frames: {n}}}", "data.labeled={rooms: 1, frames: 2}",
             "data.test={rooms: 1, frames: 2}", "data.recording.frames=0",
             f"preprocess.rgb.size=[{h}, {w}]", f"preprocess.depth.size=[{h}, {w}]",
-            f"student.optim.epochs={args.epochs}"]
+            f"student.optim.epochs={args.epochs}"] + (["loader.in_memory_mb=0"] if args.lazy else [])
 
 
 def worker(args) -> None:
@@ -56,7 +58,9 @@ def worker(args) -> None:
     fit(model, split, cfg["student"]["optim"], job.reg, seed=0, task=task, device=cfg["device"],
         precision=cfg["precision"], throughput=speed)
     if me.main:
-        print(MARK, json.dumps({"processes": me.size, "threads": args.threads, **speed.as_dict()}), flush=True)
+        lazy = split.lazy
+        print(MARK, json.dumps({"processes": me.size, "threads": args.threads,
+                                "loader_workers": None if lazy is None else lazy.num_workers, **speed.as_dict()}), flush=True)
     distributed.shutdown()
 
 
@@ -76,6 +80,8 @@ def main() -> None:
     p.add_argument("--width", type=int, default=160)
     p.add_argument("--height", type=int, default=120)
     p.add_argument("--cache-dir", default="data/cache")
+    p.add_argument("--lazy", action="store_true", help="read and preprocess each batch in DataLoader workers "
+                   "(loader.in_memory_mb=0), as data larger than memory")
     p.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--threads", type=int, default=0, help=argparse.SUPPRESS)
     args = p.parse_args()
@@ -91,12 +97,14 @@ def main() -> None:
     get_task("rgbd").prepare(cfg, True)  # render once, before either setting is timed
     cores = cores_per_process()  # the cores this process may use (its affinity mask)
     base = [__file__, "--worker", f"--frames={args.frames}", f"--epochs={args.epochs}", f"--width={args.width}",
-            f"--height={args.height}", f"--cache-dir={args.cache_dir}"]
+            f"--height={args.height}", f"--cache-dir={args.cache_dir}"] + (["--lazy"] if args.lazy else [])
     one = _run([sys.executable, *base, f"--threads={cores}"])
     two = _run([sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2", *base,
                 f"--threads={max(1, cores // 2)}"])
     print(f"MM student step, built-in RGB-D {args.width}x{args.height}, {args.frames} frames x {args.epochs} epochs, "
-          f"batch {cfg['student']['optim']['batch_size']}, precision {cfg['precision']}, {cores} cores")
+          f"batch {cfg['student']['optim']['batch_size']}, precision {cfg['precision']}, {cores} cores, inputs "
+          + ("lazy (DataLoader workers per process: " + ", ".join(str(r["loader_workers"]) for r in (one, two)) + ")"
+             if args.lazy else "in memory"))
     print(f"{'setting':28s} {'samples/s':>10s} {'data wait':>10s}")
     for r in (one, two):
         setting = f"{r['processes']} process{'es' if r['processes'] > 1 else ''} x {r['threads']} thread{'s' if r['threads'] > 1 else ''}"
