@@ -382,7 +382,10 @@ def _loaded(split: Split, batches: list[torch.Tensor], settings: LoaderSettings)
     cached = split.__dict__.get("_loader")
     if cached is None or cached[2] != settings:
         sampler = _PassBatches()
-        loader = torch.utils.data.DataLoader(_SplitRows(split), batch_sampler=sampler, collate_fn=_as_is,
+        # the dataset holds a copy of the split, not the split that keeps the loader: no reference cycle,
+        # so a dropped split shuts its workers down at once (in a cycle, the garbage collector may
+        # finalise the workers' queues first and each worker then takes 5 s to give up)
+        loader = torch.utils.data.DataLoader(_SplitRows(replace(split)), batch_sampler=sampler, collate_fn=_as_is,
                                              num_workers=settings.num_workers, pin_memory=settings.pin_memory,
                                              persistent_workers=settings.persistent_workers,
                                              prefetch_factor=settings.prefetch_factor)

@@ -85,3 +85,26 @@ def test_compact_targets_are_shared_too():
 def test_bad_rank_is_an_error():
     with pytest.raises(MkeError, match="rank 2 of world 2"):
         list(_split().batches(2, rank=2, world=2))
+
+
+def test_a_dropped_lazy_split_frees_its_loader_at_once():
+    """The DataLoader a lazy split keeps for its next pass is freed with the split by reference count —
+    no cycle through its dataset — so its persistent workers shut down then (a cycle left them to the
+    garbage collector, which could close their queues first: each worker then took 5 s to give up)."""
+    import gc
+    import weakref
+
+    from mke.train.data import LazyInputs, LoaderSettings, TensorRows
+
+    loader = LoaderSettings(num_workers=1, persistent_workers=True, prefetch_factor=2)
+    split = Split({"x": LazyInputs([TensorRows(torch.arange(32.0).view(32, 1))], loader=loader)},
+                  torch.zeros(32, dtype=torch.long))
+    seen = torch.cat([b.inputs["x"] for b in split.batches(8, shuffle=True, generator=torch.Generator().manual_seed(0))])
+    assert sorted(seen.flatten().tolist()) == list(range(32))
+    kept = weakref.ref(split.__dict__["_loader"][0])
+    gc.disable()
+    try:
+        del split
+        assert kept() is None
+    finally:
+        gc.enable()
