@@ -210,8 +210,8 @@ def pseudo_targets(labels: PseudoLabels, kind: str, weighted: bool):
         raise MkeError(f"pseudo_labels.kind must be 'soft' or 'hard', got {kind!r}")
     probs = labels.probs
     weights = None
-    if weighted:
-        weights = labels.confidence.float() if labels.confidence is not None else labels.kind.confidence(probs[:])
+    if weighted:  # ω as the cache stores it (fp16, memory-mapped); each batch gets it in fp32 (`Split.take`)
+        weights = labels.confidence if labels.confidence is not None else labels.kind.confidence(probs[:])
     if kind == "soft":
         return probs, weights
     return labels.kind.hard(probs), weights

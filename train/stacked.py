@@ -87,5 +87,5 @@ def stack_split(splits: Sequence[Split]) -> Split:
     weighted = []
     for split in splits:
         base = split.weights if split.weights is not None else torch.ones(len(split))
-        weighted.append(split.with_targets(split.targets, base * s))
+        weighted.append(split.with_targets(split.targets, base.float() * s))
     return Split.concat(weighted)

@@ -204,3 +204,37 @@ def test_two_processes_over_gloo_label_exactly_as_one_pass(tmp_path, shard_sampl
         assert torch.equal(g["confidence"], one.confidence)
     _assert_same(PseudoLabelCache(tmp_path / "pl.pt").load(tmp_path / "teacher.pt"), one)
     assert PseudoLabelCache(tmp_path / "pl.pt").shard_files() == []
+
+
+def _mapped_file(address: int) -> str | None:
+    """The file whose mapping holds `address` in this process (/proc/self/maps), None if anonymous."""
+    with open("/proc/self/maps") as maps:
+        for line in maps:
+            fields = line.split(maxsplit=5)
+            lo, hi = (int(x, 16) for x in fields[0].split("-"))
+            if lo <= address < hi:
+                return fields[5].strip() if len(fields) > 5 and fields[5].startswith("/") else None
+    return None
+
+
+def test_the_cache_is_read_memory_mapped_and_batches_get_fp32_weights(tmp_path):
+    """Pseudo labels and ω stay in the cache file until a batch indexes them (a D_u larger than
+    memory); each batch's ω is fp32, equal to the stored fp16 values."""
+    from mke.train.pseudo import pseudo_targets
+
+    teacher = _teacher(tmp_path / "teacher.pt")
+    split = _unlabeled()
+    cache = PseudoLabelCache(tmp_path / "pl.pt")
+    cache.load_or_compute(tmp_path / "teacher.pt", lambda: tta_batches(teacher, split, TTA, kind="segmentation",
+                                                                       batch_size=BATCH), kind="segmentation", top_k=2)
+    labels = cache.load(tmp_path / "teacher.pt")
+    targets, weights = pseudo_targets(labels, "soft", weighted=True)
+    if os.path.exists("/proc/self/maps"):  # Linux: the tensors' memory is a mapping of the cache file
+        for t in (targets.values, targets.indices, weights):
+            assert _mapped_file(t.data_ptr()) == str(tmp_path / "pl.pt")
+    assert weights.dtype == torch.float16
+    trained = split.with_targets(targets, weights)
+    for batch in trained.batches(4, shuffle=True, generator=torch.Generator().manual_seed(0)):
+        assert batch.weights.dtype == torch.float32
+    whole = next(iter(trained.batches(0)))
+    assert whole.weights.dtype == torch.float32 and torch.equal(whole.weights, weights.float())
