@@ -145,6 +145,20 @@ class LazyInputs:
                           (first.sample_shape, first.dtype))
 
 
+def split_inputs(sources: dict[str, SampleSource], cfg: dict) -> dict[str, "torch.Tensor | LazyInputs"]:
+    """A split's inputs, each made by its `SampleSource` (all of one length): in memory, every sample
+    made now, or — when they would take more than `loader.in_memory_mb` MB together — `LazyInputs`
+    made per batch by DataLoader workers (`LoaderSettings.of(cfg)`). One sample of each is made now to
+    size them. The values are the same either way."""
+    n = len(next(iter(sources.values())))
+    first = {name: s.load(np.zeros(1, np.int64)) for name, s in sources.items()}
+    if n * sum(t.numel() * t.element_size() for t in first.values()) > cfg["loader"]["in_memory_mb"] * 2 ** 20:
+        loader = LoaderSettings.of(cfg)
+        return {name: LazyInputs([s], loader=loader, sample=(tuple(first[name].shape[1:]), first[name].dtype))
+                for name, s in sources.items()}
+    return {name: s.load(np.arange(n)) for name, s in sources.items()}
+
+
 @dataclass(frozen=True)
 class Share:
     """Where a data-parallel rank's batch sits in its global batch: sample i is the global batch's
@@ -171,7 +185,7 @@ class Share:
 class Split:
     inputs: dict[str, "torch.Tensor | LazyInputs"]
     targets: Any = None  # class ids, probabilities (classes in dim 1), or indexable compact probabilities
-    weights: torch.Tensor | None = None  # loss weight per sample (or per pixel)
+    weights: torch.Tensor | None = None  # loss weight per sample (or per pixel); batches have it in fp32
     share: Share | None = None  # a data-parallel rank's batch: its place in the global batch (`batches`)
 
     def __post_init__(self):
@@ -203,7 +217,7 @@ class Split:
         return Split(
             {m: t[index] for m, t in self.inputs.items()},
             None if self.targets is None else self.targets[index],
-            None if self.weights is None else self.weights[index],
+            None if self.weights is None else self.weights[index].float(),  # stored fp16 (ω) or fp32
         )
 
     def part(self, start: int, stop: int) -> "Split":
@@ -238,7 +252,8 @@ class Split:
         n = len(self)
         lazy = self.lazy
         if world == 1 and (batch_size <= 0 or batch_size >= n):  # one full batch: order does not change the gradient
-            in_memory = isinstance(self.targets, (torch.Tensor, type(None))) and lazy is None
+            in_memory = (isinstance(self.targets, (torch.Tensor, type(None))) and lazy is None
+                         and (self.weights is None or self.weights.dtype == torch.float32))
             yield self if in_memory else self.take(torch.arange(n))
             return
         indices = batch_indices(n, batch_size, shuffle, generator, rank=rank, world=world)

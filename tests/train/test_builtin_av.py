@@ -9,6 +9,7 @@ import pytest
 
 from mke.runtime.errors import MkeError
 from mke.train.datasets.builtin_av import (SPLITS, cache_dir, data_settings, generate, load_av, replay_paths)
+from mke.train.datasets.frame_arrays import FrameArray
 from mke.train.datasets.speech import Utterance, Voice, synthesize
 
 TINY = {"actors": 6, "statements": 1, "repetitions": 1, "val_actors": 1, "test_actors": 1,
@@ -55,7 +56,9 @@ def test_clips_have_the_ravdess_shape(tiny):
     assert test.frames.dtype == np.uint8 and test.frames.shape[1:] == (4, 16, 16, 3)
     assert np.allclose(test.frame_times_s, [0.5, 1.0, 1.5, 2.0])
     assert test.audio.dtype == np.float32 and test.audio.shape[1] == 2 * 16000 == 2 * test.sample_rate
-    assert np.abs(test.audio).max() <= 1.0 and test.audio.std() > 1e-3
+    assert isinstance(test.frames, np.memmap) and isinstance(test.audio, FrameArray)  # read from disk when used
+    audio = np.asarray(test.audio)
+    assert np.abs(audio).max() <= 1.0 and audio.std() > 1e-3
     assert test.class_names == ("zero", "one", "two", "three", "four", "five", "six", "seven")
     assert test.labels.dtype == np.int64 and test.actors.dtype == np.int64
     assert sum(len(data[name]) for name in SPLITS) == 48

@@ -11,6 +11,7 @@ from mke.runtime.errors import MkeError
 from mke.train.datasets.builtin_events import (CLASS_NAMES, CONFUSABLE, EVENT_FIELDS, MASKED_BELOW, SPLITS,
                                                cache_dir, clip_scene, data_settings, generate, load_events,
                                                plan_classes, render_at, replay_paths)
+from mke.train.datasets.frame_arrays import FrameArray
 
 TINY = {"clips": {"labeled": 12, "unlabeled": 24, "val": 6, "test": 12}, "image": {"size": 32},
         "replay": {"clips": 3, "fps": 10, "size": 64}}   # 54 clips
@@ -57,7 +58,9 @@ def test_clips_have_the_documented_shapes(tiny):
     assert test.frames.dtype == np.uint8 and test.frames.shape[1:] == (4, 32, 32, 3)
     assert np.allclose(test.frame_times_s, [0.5, 1.0, 1.5, 2.0])
     assert test.audio.dtype == np.float32 and test.audio.shape[1] == 2 * 16000 == 2 * test.sample_rate
-    assert np.abs(test.audio).max() <= 1.0 and test.audio.std() > 1e-3
+    assert isinstance(test.frames, np.memmap) and isinstance(test.audio, FrameArray)  # read from disk when used
+    audio = np.asarray(test.audio)
+    assert np.abs(audio).max() <= 1.0 and audio.std() > 1e-3
     assert test.labels.dtype == np.float32 and test.labels.shape == (12, 10)
     assert set(np.unique(test.labels)) <= {0.0, 1.0}
     assert test.class_names == CLASS_NAMES == ("speech", "dog", "bird", "bell", "siren", "phone", "alarm", "engine",

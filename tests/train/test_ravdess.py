@@ -10,6 +10,7 @@ import pytest
 
 from mke.runtime.errors import MkeError
 from mke.train.datasets import ravdess
+from mke.train.datasets.frame_arrays import FrameArray
 from mke.train.datasets.ravdess import (EMOTIONS, SPLITS, cache_dir, data_settings, data_summary, load_ravdess,
                                         parse_name, read_frames, read_wav, split_indices)
 
@@ -192,6 +193,12 @@ def test_the_cache_is_reused_and_another_seed_or_protocol_only_resplits(tree, ca
     assert cache_dir({**cfg, "seed": 1, "split": "paper"}) == folder
     assert (folder / "clips.npz").stat().st_mtime_ns == stamp
     assert sum(len(again[name]) for name in SPLITS) == 40
+    with np.load(folder / "clips.npz") as z:  # as the splits were made before: the cache read whole, rows copied
+        frames, audio = z["frames"], z["audio"].astype(np.float32) / np.float32(32768.0)
+    for name in SPLITS:  # now rows of the memory-mapped cache, read when used: the same values, to the bit
+        split, rows = again[name], again[name].meta["clip_ids"]
+        assert isinstance(split.frames, FrameArray) and isinstance(split.frames.read.array, np.memmap), name
+        assert np.array_equal(split.frames[:], frames[rows]) and split.audio[:].tobytes() == audio[rows].tobytes()
     assert cache_dir({**cfg, "image_size": 48}) != folder  # a setting that changes the clips: a new folder
     assert not [p for p in folder.parent.iterdir() if p.name.startswith(".")]  # no temporary folder left
 

@@ -12,6 +12,7 @@ from test_audioset_vggsound import CLASS_LABELS, CLASS_MAP, SEGMENTS, VGGSOUND, 
 from mke.runtime.errors import MkeError
 from mke.train.config import resolve_config
 from mke.train.datasets import audioset_vggsound
+from mke.train.datasets.frame_arrays import FrameArray
 from mke.train.datasets.vggsound_clips import data_settings, ensure_cache, frame_times, load_vggsound, read_cache_meta
 from mke.train.tasks import get_task
 
@@ -144,6 +145,15 @@ def test_the_cache_is_reused_and_rebuilt_when_a_setting_or_its_record_changes(da
         assert z["audio"].dtype == np.int16 and z["frames"].dtype == np.uint8 and z["targets"].dtype == np.uint8
     with np.load(folder / "labeled.npz") as z:
         assert "frames" not in z.files
+    loaded = load_vggsound(data)                                # read memory-mapped, the sound per clip when used
+    for name, split in loaded.items():
+        with np.load(folder / f"{name}.npz") as z:               # as it was read before: whole, converted at once
+            whole = z["audio"].astype(np.float32) / np.float32(32768.0)
+            frames = z["frames"] if "frames" in z.files else None
+        assert isinstance(split.audio, FrameArray) and isinstance(split.labels, np.memmap), name
+        assert np.asarray(split.audio).tobytes() == whole.tobytes() and split.audio[2].tobytes() == whole[2].tobytes()
+        assert frames is None and split.frames is None or isinstance(split.frames, np.memmap) and \
+            np.array_equal(split.frames, frames), name
     stamp = (folder / "test.npz").stat().st_mtime_ns
     assert ensure_cache(data) == (folder, False) and (folder / "test.npz").stat().st_mtime_ns == stamp
 

@@ -26,7 +26,8 @@ random stream, and speech is synthesised in one fresh process in clip order (`sp
 Generated once per data config (with a progress bar) into `<cache_dir>/av-<hash>/`, built in a
 temporary folder that is renamed into place only when complete, so a crash never leaves a half cache:
 `<split>.npz` (uncompressed: frames uint8, audio int16 PCM, labels and per-clip metadata),
-`data.json` (settings, actors, file sizes; written last), and a replay pair for
+`data.json` (settings, actors, file sizes; written last; the `.npz` files are read memory-mapped,
+the int16 sound as float32 clip by clip when used), and a replay pair for
 `mke-live --input replay.mp4 --audio replay.wav`: `replay.mp4` (test clips one after another, each
 image shown from the moment it was taken), `replay.wav` (the same clips' audio back to back, 16-bit
 PCM, `frame_period_s` of silence after the last) and `replay.json` (each clip's span, the moment its sound and image
@@ -46,6 +47,8 @@ import numpy as np
 from tqdm import tqdm
 
 from mke.runtime.errors import MkeError
+from mke.train.datasets.frame_arrays import rows_of
+from mke.train.datasets.frame_cache import npz_memmaps
 from mke.train.datasets.settings import overlay_settings
 from mke.runtime.fileio import building_cache, cache_complete, cache_folder
 
@@ -94,8 +97,8 @@ class AVClips:
     """One split: N clips of F frames and one audio track each, with labels and where they came from."""
 
     name: str
-    frames: np.ndarray           # uint8 (N, F, H, W, 3), RGB
-    audio: np.ndarray            # float32 (N, T) in −1..1, mono at sample_rate
+    frames: np.ndarray           # uint8 (N, F, H, W, 3), RGB (memory-mapped, or a FrameArray of its rows)
+    audio: np.ndarray            # float32 (N, T) in −1..1, mono at sample_rate (a FrameArray: int16 read per clip)
     labels: np.ndarray           # int64 (N,), index into class_names
     actors: np.ndarray           # int64 (N,), 0-based speaker ids (disjoint between training and test splits)
     sample_rate: int             # Hz
@@ -489,14 +492,13 @@ def _actor_split(actor: int, splits: dict[str, dict[str, np.ndarray]]) -> str:
 def _read_split(folder: Path, name: str, s: dict) -> AVClips:
     path = folder / f"{name}.npz"
     try:
-        with np.load(path) as z:
-            arrays = {k: z[k] for k in z.files}
-        frames, audio = arrays.pop("frames"), arrays.pop("audio")
+        arrays = npz_memmaps(path)
+        frames, audio = arrays.pop("frames"), rows_of(arrays.pop("audio"), pcm=True, name=f"{name} audio")
         labels, actors = arrays.pop("labels"), arrays.pop("actors")
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, MkeError) as exc:
         raise MkeError(f"cached data {path} is unreadable ({exc}); delete {folder} to generate it again") from None
-    return AVClips(name=name, frames=frames, audio=audio.astype(np.float32) / np.float32(32768.0), labels=labels,
-                   actors=actors, sample_rate=s["audio"]["sample_rate"], frame_times_s=frame_times(s),
+    return AVClips(name=name, frames=frames, audio=audio, labels=labels, actors=actors,
+                   sample_rate=s["audio"]["sample_rate"], frame_times_s=frame_times(s),
                    class_names=DIGIT_NAMES[:s["classes"]], meta=arrays)
 
 

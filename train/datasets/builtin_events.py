@@ -30,9 +30,10 @@ least one frame shows it.
 
 Generated once per data config into `<cache_dir>/events-<hash>/`, built in a temporary folder that
 is renamed into place only when complete: `<split>.npz` (uncompressed: frames, audio, labels and the
-events of each clip), `data.json` (settings, counts, file sizes; written last, `cache_complete`), and
-a replay pair for `mke-live --input replay.mp4 --audio replay.wav`: `replay.mp4` (test clips one after
-another, rendered at the video's frame rate, the training frames exactly at their times),
+events of each clip; read memory-mapped, the int16 sound as float32 clip by clip when used),
+`data.json` (settings, counts, file sizes; written last, `cache_complete`), and a replay pair for
+`mke-live --input replay.mp4 --audio replay.wav`: `replay.mp4` (test clips one after another,
+rendered at the video's frame rate, the training frames exactly at their times),
 `replay.wav` (their audio back to back) and `replay.json` (each clip's span, moment to score, true
 classes and events; the true events of each second; `write_replay`).
 """
@@ -50,6 +51,8 @@ import numpy as np
 from tqdm import tqdm
 
 from mke.runtime.errors import MkeError
+from mke.train.datasets.frame_arrays import rows_of
+from mke.train.datasets.frame_cache import npz_memmaps
 from mke.train.datasets.settings import overlay_settings
 from mke.runtime.fileio import building_cache, cache_complete, cache_folder, write_json
 
@@ -95,8 +98,8 @@ class EventClips:
     """One split: N clips of F frames and one audio track each, their multilabel targets and events."""
 
     name: str
-    frames: np.ndarray           # uint8 (N, F, H, W, 3), RGB
-    audio: np.ndarray            # float32 (N, T) in −1..1, mono at sample_rate
+    frames: np.ndarray           # uint8 (N, F, H, W, 3), RGB (memory-mapped)
+    audio: np.ndarray            # float32 (N, T) in −1..1, mono at sample_rate (a FrameArray: int16 read per clip)
     labels: np.ndarray           # float32 (N, K) of 0/1: which classes happen in the clip
     sample_rate: int             # Hz
     frame_times_s: np.ndarray    # float64 (F,), seconds from the clip's start
@@ -569,13 +572,13 @@ def split_summary(arrays: dict[str, np.ndarray]) -> dict:
 def _read_split(folder: Path, name: str, s: dict) -> EventClips:
     path = folder / f"{name}.npz"
     try:
-        with np.load(path) as z:
-            arrays = {k: z[k] for k in z.files}
+        arrays = npz_memmaps(path)
         frames, audio, labels = arrays.pop("frames"), arrays.pop("audio"), arrays.pop("labels")
+        audio = rows_of(audio, pcm=True, name=f"{name} audio")
         events = {key: arrays.pop(key) for key in EVENT_FIELDS}
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, MkeError) as exc:
         raise MkeError(f"cached data {path} is unreadable ({exc}); delete {folder} to generate it again") from None
-    return EventClips(name=name, frames=frames, audio=audio.astype(np.float32) / np.float32(32768.0),
+    return EventClips(name=name, frames=frames, audio=audio,
                       labels=labels.astype(np.float32), sample_rate=s["audio"]["sample_rate"],
                       frame_times_s=frame_times(s), class_names=CLASS_NAMES, events=events, meta=arrays)
 

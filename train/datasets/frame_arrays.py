@@ -6,6 +6,8 @@ tuple whose first item is one of those — calls `read(i)` for just the frames a
 numpy, so `PreprocessedFrames.load(rows)` in a DataLoader worker reads only that batch's files.
 `read` is any picklable function of the frame index (a manifest's per-sample files, NYU's raw
 pairs): the array pickles as that function — paths, not pixels — and holds no frame itself.
+`rows_of` makes one of rows of another array — a split's clips picked from a memory-mapped cache
+without copying them, int16 PCM read as float32 clip by clip.
 """
 from __future__ import annotations
 
@@ -81,3 +83,26 @@ class FrameArray:
 
     def __repr__(self) -> str:
         return f"FrameArray({self.name!r}, shape={self.shape}, dtype={self.dtype})"
+
+
+class ArrayRows:
+    """Frame i of a `rows_of` array: row `rows[i]` of `array` (row i when `rows` is None), as float32 in
+    −1..1 when `pcm` (int16 samples / 32768). Pickles with its array (a memory-mapped one whole)."""
+
+    def __init__(self, array: np.ndarray, rows: np.ndarray | None = None, pcm: bool = False):
+        self.array, self.rows, self.pcm = array, rows, pcm
+
+    def __call__(self, i: int) -> np.ndarray:
+        x = self.array[i if self.rows is None else self.rows[i]]
+        return x.astype(np.float32) / np.float32(32768.0) if self.pcm else x
+
+
+def rows_of(array: np.ndarray, rows: np.ndarray | None = None, pcm: bool = False, name: str = "frames") -> FrameArray:
+    """Rows `rows` of `array` (all, in order, when None), read from it when indexed: a subset of a
+    memory-mapped cache that stays on disk. `pcm`: int16 PCM (N, T) read as float32 in −1..1, each clip
+    as `x.astype(np.float32) / np.float32(32768.0)` — the values of converting the whole array at once."""
+    if pcm and array.dtype != np.int16:
+        raise MkeError(f"{name}: PCM audio must be int16, got {array.dtype}")
+    rows = None if rows is None else np.asarray(rows, np.int64)
+    return FrameArray(ArrayRows(array, rows, pcm), len(array) if rows is None else len(rows), array.shape[1:],
+                      np.float32 if pcm else array.dtype, name=name)

@@ -44,7 +44,8 @@ The decoded clips are cached once per decoding config in `<cache_dir>/ravdess-<h
 then data.json, written into a temporary folder renamed into place when complete); the hash covers
 data.root (resolved), every file's name, size and time under the actor folders, and the settings
 that change the clips. Splits are drawn from the cache on each load, so another seed or protocol
-reuses it. Torch-free: numpy and OpenCV.
+reuses it; clips.npz is read memory-mapped, a split's frames and audio are `FrameArray`s of its rows
+(a clip read from disk when used, its int16 sound as float32). Torch-free: numpy and OpenCV.
 """
 from __future__ import annotations
 
@@ -68,6 +69,8 @@ from mke.runtime.errors import MkeError
 from mke.runtime.fileio import building_cache, cache_complete, cache_folder
 from mke.train import datasets
 from mke.train.datasets.builtin_av import AVClips
+from mke.train.datasets.frame_arrays import rows_of
+from mke.train.datasets.frame_cache import npz_memmaps
 
 log = logging.getLogger(__name__)
 
@@ -660,8 +663,8 @@ def read_cache_meta(folder: Path) -> dict:
 def _read_arrays(folder: Path, keys: tuple[str, ...] | None = None) -> dict[str, np.ndarray]:
     path = folder / "clips.npz"
     try:
-        with np.load(path) as z:
-            return {k: z[k] for k in (keys or z.files)}
+        arrays = npz_memmaps(path)
+        return {k: arrays[k] for k in (keys or arrays)}
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise MkeError(f"cached data {path} is unreadable ({exc}); delete {folder} to decode it again") from None
 
@@ -676,8 +679,9 @@ def load_ravdess(data_cfg: dict, progress: bool = False) -> dict[str, AVClips]:
     labels, actors = arrays.pop("labels"), arrays.pop("actors")
     out = {}
     for name, idx in split_indices(labels, actors, s).items():
-        out[name] = AVClips(name=name, frames=frames[idx], audio=audio[idx].astype(np.float32) / np.float32(32768.0),
-                            labels=labels[idx], actors=actors[idx], sample_rate=int(meta["sample_rate"]),
+        out[name] = AVClips(name=name, frames=rows_of(frames, idx, name=f"{name} frames"),
+                            audio=rows_of(audio, idx, pcm=True, name=f"{name} audio"), labels=labels[idx],
+                            actors=actors[idx], sample_rate=int(meta["sample_rate"]),
                             frame_times_s=np.asarray(meta["frame_times_s"]), class_names=EMOTIONS,
                             meta={k: v[idx] for k, v in arrays.items()} | {"clip_ids": idx})
     return out

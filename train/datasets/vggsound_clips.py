@@ -24,7 +24,8 @@ file with its reason), written last into a temporary folder that is renamed into
 The hash covers data.root (resolved), the settings that change the clips, both indices' fingerprints
 (every used clip's name, size and time), the class names and a digest of the rows' files and targets
 (so an edited list or class map gets a new folder). A folder whose data.json does not hold this key is
-decoded again; an unreadable npz is an error naming it, with advice to delete the folder.
+decoded again; an unreadable npz is an error naming it, with advice to delete the folder. The npz
+files are read memory-mapped (`npz_memmaps`), the int16 sound as float32 clip by clip when used.
 
 What is skipped, each counted and listed in data.json and the report: rows whose clip is missing or
 empty (the indices' one warning per dataset), and clips that cannot be decoded — a broken file, a
@@ -53,6 +54,8 @@ from mke.runtime.fileio import building_cache, cache_complete, cache_folder
 from mke.train.datasets import audioset_vggsound as readers
 from mke.train.datasets.audioset_vggsound import SharedIndices, load_class_map, load_indices, warn_skipped
 from mke.train.datasets.clip_reader import load_clip
+from mke.train.datasets.frame_arrays import rows_of
+from mke.train.datasets.frame_cache import npz_memmaps
 from mke.train.datasets.ravdess import Unusable
 from mke.train.datasets.settings import typed
 
@@ -75,8 +78,8 @@ class EventSplit:
     """One split of decoded clips: what `AudioVisualTask` turns into samples."""
 
     name: str
-    frames: np.ndarray | None    # uint8 (N, F, S, S, 3) RGB; None for the labeled split (audio only)
-    audio: np.ndarray            # float32 (N, T) mono in −1..1 at sample_rate
+    frames: np.ndarray | None    # uint8 (N, F, S, S, 3) RGB, memory-mapped; None for the labeled split (audio only)
+    audio: np.ndarray            # float32 (N, T) mono in −1..1 at sample_rate (a FrameArray: int16 read per clip)
     labels: np.ndarray           # uint8 (N, K): 0/1 per shared class
     sample_rate: int             # Hz
     frame_times_s: np.ndarray    # float64 (F,), seconds from the clip's start
@@ -326,8 +329,7 @@ def skipped_files(meta: dict) -> list[dict]:
 def _read_split(folder: Path, name: str) -> dict[str, np.ndarray]:
     path = folder / f"{name}.npz"
     try:
-        with np.load(path) as z:
-            return {k: z[k] for k in z.files}
+        return npz_memmaps(path)
     except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise MkeError(f"cached data {path} is unreadable ({exc}); delete {folder} to decode it again") from None
 
@@ -342,7 +344,7 @@ def load_vggsound(data_cfg: dict, progress: bool = False, workers: int = 1) -> d
     for name in SPLITS:
         z = _read_split(folder, name)
         out[name] = EventSplit(name=name, frames=z.get("frames"),
-                               audio=z["audio"].astype(np.float32) / np.float32(32768.0), labels=z["targets"],
+                               audio=rows_of(z["audio"], pcm=True, name=f"{name} audio"), labels=z["targets"],
                                sample_rate=int(meta["sample_rate"]), frame_times_s=times, class_names=names,
                                files=z["files"])
     return out

@@ -18,12 +18,34 @@ import numpy as np
 import torch
 
 from mke.runtime.errors import MkeError
+from mke.runtime.modalities import Modality
 from mke.train.augment import augment_batch
-from mke.train.data import MKEData, Split
+from mke.train.data import MKEData, Split, split_inputs
 from mke.train.methods import Regularization
 from mke.train.tasks.base import Task
 
 FIELDS = {"rgb": "frames", "audio": "audio"}  # input name → the AVClips array its raw samples come from
+
+
+class PreprocessedClips:
+    """One field of a split's clips ("frames": F images a clip, "audio": one track) through one input's
+    preprocessing (its modality), made for the rows asked: the `SampleSource` of `_samples`, lazy or all
+    rows at once. The audio is heard at the clips' own rate."""
+
+    def __init__(self, clips, field: str, modality: Modality, params: dict):
+        self.raw = getattr(clips, field, None)
+        if self.raw is None:
+            raise MkeError(f"the {clips.name} split has no {field}")
+        self.field, self.rate, self.modality, self.params = field, clips.sample_rate, modality, params
+
+    def __len__(self) -> int:
+        return len(self.raw)
+
+    def load(self, rows: np.ndarray) -> torch.Tensor:
+        m, p = self.modality, self.params
+        if self.field == "audio":
+            return torch.from_numpy(np.stack([m(self.raw[i][None], p, rate=self.rate) for i in rows]))
+        return torch.from_numpy(np.stack([m(self.raw[i], p) for i in rows]))
 
 
 class AudioVisualTask(Task):
@@ -56,16 +78,12 @@ class AudioVisualTask(Task):
         self.load_clips(cfg, progress)
 
     def _samples(self, clips, cfg: dict, names: tuple[str, ...]) -> Split:
-        """Every clip's inputs, preprocessed by their modalities (the audio from the clips' own rate)."""
-        inputs = {}
-        for name in names:
-            params, modality = self.input_params(cfg, name), self.input_modality(name)
-            if FIELDS[name] == "frames":
-                x = [modality(clip, params) for clip in clips.frames]
-            else:
-                x = [modality(track[None], params, rate=clips.sample_rate) for track in clips.audio]
-            inputs[name] = torch.from_numpy(np.stack(x))
-        return Split(inputs, self.label_kind.true_targets(clips.labels))
+        """Every clip's inputs, preprocessed by their modalities (the audio from the clips' own rate): in
+        memory, or lazy above `loader.in_memory_mb` (`split_inputs`: clips read from the memory-mapped
+        cache and preprocessed per batch, by DataLoader workers). The values are the same either way."""
+        sources = {name: PreprocessedClips(clips, FIELDS[name], self.input_modality(name), self.input_params(cfg, name))
+                   for name in names}
+        return Split(split_inputs(sources, cfg), self.label_kind.true_targets(clips.labels))
 
     def build_data(self, cfg: dict) -> MKEData:
         clips = self.load_clips(cfg)

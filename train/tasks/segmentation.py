@@ -19,7 +19,7 @@ from mke.runtime.camera import Intrinsics
 from mke.runtime.errors import MkeError
 from mke.runtime.modalities import Modality
 from mke.train.augment import augment_batch
-from mke.train.data import LazyInputs, LoaderSettings, MKEData, Split
+from mke.train.data import MKEData, Split, split_inputs
 from mke.train.losses import IGNORE_INDEX
 from mke.train.methods import Regularization
 from mke.train.models.segmentation import SegmentationNet
@@ -131,21 +131,12 @@ class RGBDSegmentationTask(Task):
 
     def _tensors(self, frames: FrameSet, cfg: dict, names: tuple[str, ...]) -> Split:
         """The split's inputs through their preprocessing and its labels at the α input's size. Inputs
-        whose preprocessed tensors would take more than `loader.in_memory_mb` stay lazy (`LazyInputs`:
+        whose preprocessed tensors would take more than `loader.in_memory_mb` stay lazy (`split_inputs`:
         frames read from disk and preprocessed per batch, by DataLoader workers); below it, in memory.
         The values are the same either way."""
         sources = {name: PreprocessedFrames(frames, self.input_modality(name), self.input_params(cfg, name))
                    for name in names}
-        n = len(frames)
-        sample_bytes = {name: s.load(np.zeros(1, np.int64)) for name, s in sources.items()}
-        total = n * sum(t.numel() * t.element_size() for t in sample_bytes.values())
-        if total > cfg["loader"]["in_memory_mb"] * 2 ** 20:
-            loader = LoaderSettings.of(cfg)
-            inputs = {name: LazyInputs([s], loader=loader, sample=(tuple(sample_bytes[name].shape[1:]),
-                                                                    sample_bytes[name].dtype))
-                      for name, s in sources.items()}
-        else:
-            inputs = {name: s.load(np.arange(n)) for name, s in sources.items()}
+        inputs = split_inputs(sources, cfg)
         labels = None
         if frames.labels is not None:
             alpha = next(iter(self.input_kinds))  # labels are per pixel of the α image, at its size
