@@ -143,3 +143,24 @@ def test_sizes_are_checked_from_the_headers_before_any_frame_is_read(files, tmp_
     with pytest.raises(MkeError, match=r"t\.csv line 2: depth file .*narrow_depth\.png is 30x24 \(WxH\); "
                                        r"expected the size of its rgb image, 32x24"):
         manifest_frames(Manifest.read(tmp_path / "t.csv"), "test", [H, W])
+
+
+def test_a_mapped_cache_array_pickles_as_its_place_in_the_file(tmp_path):
+    """A DataLoader worker started by spawn or forkserver receives the split pickled: a memory-mapped
+    cache member must travel as (file, offset, shape), not as the whole split's bytes."""
+    import pickle
+
+    from mke.train.datasets.frame_cache import MappedArray, npz_memmaps
+
+    frames = np.arange(40 * 16 * 16 * 3, dtype=np.uint8).reshape(40, 16, 16, 3)
+    with open(tmp_path / "split.npz", "wb") as f:
+        np.savez(f, rgb=frames, labels=np.asfortranarray(frames[:, :, :, 0]))
+    arrays = npz_memmaps(tmp_path / "split.npz")
+    for key, want in (("rgb", frames), ("labels", frames[:, :, :, 0])):
+        blob = pickle.dumps(arrays[key])
+        assert len(blob) < 1000 < want.nbytes
+        back = pickle.loads(blob)
+        assert isinstance(back, MappedArray) and np.array_equal(back, want)
+        assert np.array_equal(pickle.loads(pickle.dumps(back)), want)  # and again
+    part = arrays["rgb"][3:5]  # a view travels as its bytes, as any array
+    assert np.array_equal(pickle.loads(pickle.dumps(part)), frames[3:5])

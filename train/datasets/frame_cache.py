@@ -64,9 +64,10 @@ def pack_parts(folder: Path, split: str, order: Sequence[str], target: Path | No
 
 
 def npz_memmaps(path: Path) -> dict[str, np.ndarray]:
-    """The arrays of an uncompressed .npz (np.savez), each memory-mapped where it lies in the file: a
-    frame is read from disk when used, and pages the OS may drop again. Copy-on-write: an array may
-    be changed in memory, the file never is. Members that are compressed,
+    """The arrays of an uncompressed .npz (np.savez), each memory-mapped where it lies in the file
+    (`MappedArray`): a frame is read from disk when used, and pages the OS may drop again; pickled (to
+    a DataLoader worker) it travels as its place in the file. Copy-on-write: an array may be changed
+    in memory, the file never is. Members that are compressed,
     empty or in a .npy version other than 1 and 2 are read into memory."""
     out = {}
     with zipfile.ZipFile(path) as zf, open(path, "rb") as f:
@@ -84,9 +85,29 @@ def npz_memmaps(path: Path) -> dict[str, np.ndarray]:
                 if version in read:
                     shape, fortran, dtype = read[version](f)
                     if int(np.prod(shape)) > 0 and not dtype.hasobject:
-                        out[key] = np.memmap(path, dtype=dtype, mode="c", shape=shape, offset=f.tell(),
-                                             order="F" if fortran else "C")
+                        out[key] = _mapped(str(path), dtype, tuple(shape), f.tell(), "F" if fortran else "C")
                         continue
             with zf.open(info) as member:
                 out[key] = np.lib.format.read_array(member, allow_pickle=False)
+    return out
+
+
+class MappedArray(np.memmap):
+    """A memory-mapped `.npz` member that pickles as where it lies in its file (path, dtype, shape,
+    offset, order), not as its bytes: a DataLoader worker started by spawn or forkserver (macOS; Linux
+    from Python 3.14) maps the same file instead of receiving a copy of the whole split. A view of
+    part of it pickles as its bytes, as any array does."""
+
+    _where: tuple | None = None  # (path, dtype, shape, offset, order, address of the first byte)
+
+    def __reduce__(self):
+        where = self._where
+        if where is not None and (self.__array_interface__["data"][0], self.shape) == (where[5], where[2]):
+            return _mapped, where[:5]
+        return np.ndarray.__reduce__(np.asarray(self))
+
+
+def _mapped(path: str, dtype, shape: tuple, offset: int, order: str) -> MappedArray:
+    out = MappedArray(path, dtype=dtype, mode="c", shape=shape, offset=offset, order=order)
+    out._where = (path, dtype, shape, offset, order, out.__array_interface__["data"][0])
     return out
