@@ -87,7 +87,8 @@ class FrameArray:
 
 class ArrayRows:
     """Frame i of a `rows_of` array: row `rows[i]` of `array` (row i when `rows` is None), as float32 in
-    −1..1 when `pcm` (int16 samples / 32768). Pickles with its array (a memory-mapped one whole)."""
+    −1..1 when `pcm` (int16 samples / 32768). Pickles with its array: a memory-mapped cache member
+    as its place in the file (`frame_cache.MappedArray`), an array in memory as its bytes."""
 
     def __init__(self, array: np.ndarray, rows: np.ndarray | None = None, pcm: bool = False):
         self.array, self.rows, self.pcm = array, rows, pcm
